@@ -1,0 +1,171 @@
+//! The binary as an operator runs it: start, print the URL, answer health checks, stop
+//! cleanly on SIGTERM, and refuse a bad configuration with a message naming the key.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+fn companion() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_companion"));
+    // Run in a scratch folder so the embedded SQLite file lands there, not in the repo.
+    let dir = std::env::temp_dir().join(format!("companion-process-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    cmd.current_dir(dir)
+        .env_remove("COMPANION_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts the service on a free port and returns it with the URL it printed.
+fn start(extra: &[&str]) -> (Child, String) {
+    start_with(extra, &[])
+}
+
+fn start_with_env(env: &[(&str, &str)]) -> (Child, String) {
+    start_with(&[], env)
+}
+
+fn start_with(extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = companion()
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .envs(env.iter().copied())
+        .spawn()
+        .expect("spawn companion");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read first line");
+    let url = line
+        .split_whitespace()
+        .last()
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "printed {line:?}");
+    (child, url)
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "process did not exit within {deadline:?}"
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn starts_prints_its_url_answers_health_and_stops_on_sigterm() {
+    let (mut child, url) = start(&[]);
+
+    let health = reqwest::get(format!("{url}/healthz"))
+        .await
+        .expect("GET /healthz");
+    assert_eq!(health.status(), 200);
+    assert!(
+        health.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: serde_json::Value = health.json().await.expect("JSON body");
+    assert_eq!(body["status"], "ok");
+
+    let ready = reqwest::get(format!("{url}/readyz"))
+        .await
+        .expect("GET /readyz");
+    let status = ready.status();
+    let body: serde_json::Value = ready.json().await.expect("JSON body");
+    assert!(body["checks"].is_object(), "{body}");
+    assert_eq!(status == 200, body["status"] == "ready", "{body}");
+
+    let page = reqwest::get(format!("{url}/")).await.expect("GET /");
+    assert_eq!(page.status(), 200);
+
+    sigterm(&child);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn a_stalled_request_does_not_hold_shutdown_past_the_grace_period() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let (mut child, url) = start_with_env(&[("COMPANION__SERVER__SHUTDOWN_GRACE_SECS", "2")]);
+    let mut stalled = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    // Half a request: the server must not wait for the rest beyond the grace period.
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    sigterm(&child);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_bad_config_value_stops_start_up_naming_the_key() {
+    let out = companion()
+        .env("COMPANION__SERVER__SHUTDOWN_GRACE_SECS", "soon")
+        .output()
+        .expect("run companion");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server.shutdown_grace_secs"), "{stderr}");
+    assert!(
+        stderr.contains("COMPANION__SERVER__SHUTDOWN_GRACE_SECS"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_node_and_a_control_plane_node_run_as_separate_processes() {
+    let (mut control, control_url) = start(&["--mode", "control-plane"]);
+    let (mut gateway, gateway_url) = start_with(
+        &["--mode", "gateway"],
+        &[("COMPANION__GATEWAY__CONTROL_PLANE_URL", &control_url)],
+    );
+    for url in [&control_url, &gateway_url] {
+        let health = reqwest::get(format!("{url}/healthz"))
+            .await
+            .expect("GET /healthz");
+        assert_eq!(health.status(), 200, "{url}");
+    }
+    // The status page belongs to the gateway only.
+    let page = reqwest::get(format!("{control_url}/"))
+        .await
+        .expect("GET /");
+    assert_eq!(page.status(), 404);
+    for child in [&mut control, &mut gateway] {
+        sigterm(child);
+        assert!(wait_with_deadline(child, Duration::from_secs(10)).success());
+    }
+}
