@@ -1,13 +1,115 @@
+use std::net::{IpAddr, SocketAddr};
+
 use serde::{Deserialize, Serialize};
 
 /// The `[gateway]` section of the service configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Base URL of the control plane this gateway verifies tokens against and reports usage to,
     /// e.g. `https://control.example.com`. Empty means the control plane runs in this same
     /// process (`server.mode = "all"`). Default: empty.
     pub control_plane_url: String,
+
+    /// UDP addresses the WebRTC media sockets bind to; one socket per entry serves every call.
+    /// Each socket is advertised to callers as an ICE host candidate at its bound address (or
+    /// at `public_ip`, when set). Port 0 picks a free port at start-up; production nodes use a
+    /// fixed port opened in the firewall. A wildcard address (`0.0.0.0:…`) needs `public_ip`,
+    /// since a caller cannot be told to send to "any" address.
+    /// Default: `["127.0.0.1:0"]` (callers on this machine only).
+    pub udp_listen: Vec<SocketAddr>,
+
+    /// The address callers reach this node at when it sits behind a 1:1 NAT (cloud VMs with an
+    /// elastic IP): advertised as the host candidate instead of the bound address, with the
+    /// same port. Default: unset (advertise the bound address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<IpAddr>,
+
+    /// STUN/TURN servers handed to callers (in `Link` headers of the call answer and at
+    /// `GET /v1/ice-servers`). Default: none.
+    pub ice_servers: Vec<IceServer>,
+
+    /// Accept development bearer tokens of the form `dev:<user id>` (tier `dev`, at most
+    /// `dev_max_concurrent_calls` calls) when no token verifier is installed. Never enable
+    /// this on a node reachable from the internet: anyone can claim any user id.
+    /// Default: `false` (no verifier installed means every call is refused with 401).
+    pub dev_tokens: bool,
+
+    /// Concurrent calls one development user may hold when `dev_tokens` is on. Default: `2`.
+    pub dev_max_concurrent_calls: u32,
+
+    /// Largest accepted signaling body (SDP offer or trickle-ICE fragment) in bytes; larger
+    /// bodies get 413. Browsers' audio + data channel offers are 3–7 KiB. Default: `32768`.
+    pub max_sdp_bytes: usize,
+
+    /// Calls this node holds at once across all callers; more get 503. Default: `2000`.
+    pub max_calls: usize,
+
+    /// Seconds a new call may take to complete ICE + DTLS before it is dropped. Default: `15`.
+    pub connect_timeout_secs: u64,
+
+    /// Seconds a connected call may stay ICE-disconnected (no consent from the caller) before
+    /// it is hung up. Default: `10`.
+    pub disconnect_timeout_secs: u64,
+
+    /// Inbound Opus packets buffered per call for the voice session (50 = 1 s of 20 ms
+    /// frames); when the session falls behind, newer packets are dropped and counted.
+    /// Default: `50`.
+    pub inbound_audio_queue: usize,
+
+    /// Data-channel text messages buffered per call in each direction. Default: `64`.
+    pub event_queue: usize,
+
+    /// Largest data-channel text message accepted from or sent to a caller, in bytes; larger
+    /// inbound messages are dropped. Default: `16384`.
+    pub max_event_bytes: usize,
+}
+
+/// One STUN or TURN server, in the shape of the browser's `RTCIceServer`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:` / `turn:` / `turns:` URLs, e.g. `turn:turn.example.com:3478?transport=udp`.
+    pub urls: Vec<String>,
+    /// Fixed TURN user name. Ignored when `secret` is set. Default: empty.
+    #[serde(default)]
+    pub username: String,
+    /// Fixed TURN password. Ignored when `secret` is set. Default: empty.
+    #[serde(default)]
+    pub credential: String,
+    /// Shared secret of a TURN server using time-limited credentials (coturn
+    /// `use-auth-secret` / `static-auth-secret`): each caller gets a user name
+    /// `<expiry unix time>:<user id>` and the password `base64(HMAC-SHA1(secret, user name))`.
+    /// Default: empty (use `username` / `credential` as given).
+    #[serde(default)]
+    pub secret: String,
+    /// Lifetime of credentials minted from `secret`, in seconds. Default: `86400`.
+    #[serde(default = "default_credential_ttl")]
+    pub credential_ttl_secs: u64,
+}
+
+fn default_credential_ttl() -> u64 {
+    86_400
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            control_plane_url: String::new(),
+            udp_listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            public_ip: None,
+            ice_servers: Vec::new(),
+            dev_tokens: false,
+            dev_max_concurrent_calls: 2,
+            max_sdp_bytes: 32 * 1024,
+            max_calls: 2000,
+            connect_timeout_secs: 15,
+            disconnect_timeout_secs: 10,
+            inbound_audio_queue: 50,
+            event_queue: 64,
+            max_event_bytes: 16 * 1024,
+        }
+    }
 }
 
 impl Config {
@@ -18,6 +120,78 @@ impl Config {
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(("control_plane_url", "empty, or an http:// or https:// URL"));
         }
+        if self.udp_listen.is_empty() {
+            return Err(("udp_listen", "at least one UDP socket address"));
+        }
+        if let Some(ip) = self.public_ip
+            && ip.is_unspecified()
+        {
+            return Err(("public_ip", "a concrete IP address callers can reach"));
+        }
+        if self.public_ip.is_none() && self.udp_listen.iter().any(|a| a.ip().is_unspecified()) {
+            return Err((
+                "udp_listen",
+                "concrete IP addresses, or set gateway.public_ip to advertise a wildcard bind",
+            ));
+        }
+        for server in &self.ice_servers {
+            let known = |u: &String| {
+                u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:")
+            };
+            if server.urls.is_empty() || !server.urls.iter().all(known) {
+                return Err(("ice_servers.urls", "stun:, turn: or turns: URLs"));
+            }
+        }
+        if self.max_sdp_bytes < 1024 {
+            return Err(("max_sdp_bytes", "at least 1024"));
+        }
+        if self.max_calls == 0 {
+            return Err(("max_calls", "at least 1"));
+        }
+        if self.connect_timeout_secs == 0 {
+            return Err(("connect_timeout_secs", "at least 1"));
+        }
+        if self.inbound_audio_queue == 0 || self.event_queue == 0 {
+            return Err(("inbound_audio_queue", "queue sizes of at least 1"));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_refuse_development_tokens() {
+        let config = Config::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert!(!config.dev_tokens);
+    }
+
+    #[test]
+    fn a_wildcard_bind_needs_a_public_address_to_advertise() {
+        let mut config = Config {
+            udp_listen: vec!["0.0.0.0:3479".parse().unwrap()],
+            ..Config::default()
+        };
+        assert_eq!(config.validate().unwrap_err().0, "udp_listen");
+        config.public_ip = Some("203.0.113.10".parse().unwrap());
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn ice_servers_must_be_stun_or_turn_urls() {
+        let config = Config {
+            ice_servers: vec![IceServer {
+                urls: vec!["https://turn.example".to_owned()],
+                username: String::new(),
+                credential: String::new(),
+                secret: String::new(),
+                credential_ttl_secs: 60,
+            }],
+            ..Config::default()
+        };
+        assert_eq!(config.validate().unwrap_err().0, "ice_servers.urls");
     }
 }

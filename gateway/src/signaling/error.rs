@@ -1,0 +1,93 @@
+//! Signaling errors as HTTP responses: a status and `{"error":{"code","message"}}`.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::webrtc::{
+    offer::OfferError,
+    registry::{CallOpError, CreateError},
+    trickle::FragmentError,
+};
+
+/// An error answer.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "media_unavailable",
+            "the WebRTC media endpoint is not running",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<CreateError> for ApiError {
+    fn from(e: CreateError) -> Self {
+        let message = e.to_string();
+        match e {
+            CreateError::Offer(OfferError::NoOpus) => {
+                Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "no_opus", message)
+            }
+            CreateError::Offer(_) | CreateError::Negotiation(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "bad_offer", message)
+            }
+            CreateError::TooManyCalls { .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message)
+            }
+            _ => Self::new(StatusCode::SERVICE_UNAVAILABLE, "node_full", message),
+        }
+    }
+}
+
+impl From<CallOpError> for ApiError {
+    fn from(e: CallOpError) -> Self {
+        let message = e.to_string();
+        match e {
+            CallOpError::NotFound => Self::new(StatusCode::NOT_FOUND, "no_such_call", message),
+            CallOpError::IceRestart => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ice_restart_unsupported",
+                message,
+            ),
+            _ => Self::new(StatusCode::CONFLICT, "call_state", message),
+        }
+    }
+}
+
+impl From<FragmentError> for ApiError {
+    fn from(e: FragmentError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_fragment", e.to_string())
+    }
+}
