@@ -8,8 +8,9 @@ pub mod config;
 mod health;
 mod shutdown;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use access_token::Verifier;
 use anyhow::Context as _;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -28,17 +29,34 @@ pub async fn run(
     let mode = config.server.mode;
     let mut app = Router::new();
     let mut checks = health::Checks::default();
+    let mut control_plane = None;
     if mode.runs_control_plane() {
-        let control_plane = control_plane::ControlPlane::start(config.control_plane.clone())
+        let node = control_plane::ControlPlane::start(config.control_plane.clone())
             .await
             .context("starting the control plane")?;
-        app = app.merge(control_plane.router());
-        checks.control_plane = Some(control_plane);
+        app = app.merge(node.router());
+        checks.control_plane = Some(node.clone());
+        control_plane = Some(node);
     }
+    let mut gateway = None;
+    // Dropped (and so stopped) when `run` returns.
+    let mut _key_refresh = None;
     if mode.runs_gateway() {
-        let gateway = gateway::Gateway::new(config.gateway.clone());
-        app = app.merge(gateway.router());
-        checks.gateway = Some(gateway);
+        let mut node = gateway::Gateway::new(config.gateway.clone());
+        if !config.gateway.dev_tokens {
+            let (verifier, refresh) = token_verifier(&config.gateway, control_plane.as_ref()).await;
+            node = node.with_verifier(verifier);
+            _key_refresh = Some(AbortOnDrop(tokio::spawn(refresh)));
+        }
+        // Bind the media sockets now: a taken UDP port should stop start-up, not the first call.
+        let media = node
+            .start()
+            .await
+            .context("starting the gateway's WebRTC endpoint")?;
+        tracing::info!(?media, "WebRTC media sockets bound");
+        app = app.merge(node.router());
+        checks.gateway = Some(node.clone());
+        gateway = Some(node);
     }
     let app = app.merge(health::router(checks));
 
@@ -63,6 +81,8 @@ pub async fn run(
         );
         let _ = stopping_tx.send(());
     };
+    // Peer addresses feed the per-IP rate limits of signed-out requests.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     let server = tokio::spawn(async move { server.await });
     let mut server = std::pin::pin!(server);
@@ -75,6 +95,67 @@ pub async fn run(
             }
         }
     }
+    if let Some(gateway) = gateway {
+        let calls = gateway.hang_up_all().await;
+        tracing::info!(calls, "hung up the remaining calls");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads the control plane's current key set as a verifier.
+type KeyLoader =
+    Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<Verifier, String>> + Send>> + Send>;
+
+/// The gateway's access-token verifier, with its first key set loaded, and the task that
+/// keeps that key set fresh. Keys are read in process when the control plane runs here, else
+/// fetched from `gateway.control_plane_url` like any other client would.
+async fn token_verifier(
+    config: &gateway::Config,
+    control_plane: Option<&control_plane::ControlPlane>,
+) -> (
+    Arc<gateway::JwksVerifier>,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let mut load: KeyLoader = match control_plane {
+        Some(control_plane) => {
+            let control_plane = control_plane.clone();
+            Box::new(move || {
+                let control_plane = control_plane.clone();
+                Box::pin(async move { control_plane.verifier().await })
+            })
+        }
+        None => {
+            let client = reqwest::Client::new();
+            let url = config.control_plane_url.clone();
+            let (iss, aud) = (config.token_issuer.clone(), config.token_audience.clone());
+            Box::new(move || {
+                let (client, url) = (client.clone(), url.clone());
+                let (iss, aud) = (iss.clone(), aud.clone());
+                Box::pin(async move { gateway::fetch_jwks(&client, &url, &iss, &aud).await })
+            })
+        }
+    };
+    let verifier = gateway::JwksVerifier::new(config.calls_per_tier.clone());
+    match load().await {
+        Ok(keys) => verifier.install(keys),
+        // A control plane on another node may still be starting: the refresh task retries.
+        Err(reason) => {
+            tracing::warn!(%reason, "no token keys yet; calls are refused until they load")
+        }
+    }
+    let interval = Duration::from_secs(config.jwks_refresh_secs);
+    let refresh = verifier
+        .clone()
+        .keep_fresh(load, interval, Duration::from_secs(2));
+    (verifier, refresh)
+}
+
+/// Aborts a background task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

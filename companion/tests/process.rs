@@ -9,8 +9,11 @@ use std::{
 
 fn companion() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_companion"));
-    // Run in a scratch folder so the embedded SQLite file lands there, not in the repo.
-    let dir = std::env::temp_dir().join(format!("companion-process-test-{}", std::process::id()));
+    // Each process runs in a scratch folder of its own, so its embedded SQLite file lands
+    // there, not in the repo nor beside another test's.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("companion-process-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     cmd.current_dir(dir)
         .env_remove("COMPANION_CONFIG")
@@ -50,6 +53,40 @@ fn start_with(extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
         .to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "printed {line:?}");
     (child, url)
+}
+
+/// Signs up a new account at the control plane and returns its access token.
+async fn signup(control_plane: &str, email: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{control_plane}/api/auth/signup"))
+        .json(&serde_json::json!({
+            "email": email, "password": "correct horse battery",
+            "birth_year": 1990, "consent_terms": true
+        }))
+        .send()
+        .await
+        .expect("POST /api/auth/signup");
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.expect("JSON body");
+    body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+/// Offers a (malformed) call with `bearer` and returns the status: 401 when the token is
+/// refused, 400 when it was accepted and the SDP was not.
+async fn post_offer(gateway: &str, bearer: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{gateway}/v1/calls"))
+        .header("content-type", "application/sdp")
+        .bearer_auth(bearer)
+        .body("not an SDP offer")
+        .send()
+        .await
+        .expect("POST /v1/calls")
+        .status()
+        .as_u16()
 }
 
 fn sigterm(child: &Child) {
@@ -168,4 +205,24 @@ async fn a_gateway_node_and_a_control_plane_node_run_as_separate_processes() {
         sigterm(child);
         assert!(wait_with_deadline(child, Duration::from_secs(10)).success());
     }
+}
+
+#[tokio::test]
+async fn the_gateway_accepts_the_control_planes_tokens_and_refuses_others() {
+    let (mut child, url) = start(&[]);
+    let token = signup(&url, "caller@example.com").await;
+
+    // A valid token gets past authentication to the SDP check.
+    assert_eq!(post_offer(&url, &token).await, 400);
+    // A tampered one does not.
+    let mut tampered = token.into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    assert_eq!(post_offer(&url, &tampered).await, 401);
+    let dev = post_offer(&url, "dev:someone").await;
+    assert_eq!(dev, 401, "development tokens are off by default");
+
+    sigterm(&child);
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(10)).success());
 }

@@ -7,17 +7,211 @@ pub struct Config {
     /// Where accounts, conversations and usage live. `sqlite://` runs embedded; `postgres://`
     /// is the multi-node configuration. Default: `sqlite://data/companion.sqlite?mode=rwc`.
     pub database_url: String,
+    /// How long start-up waits for the database before giving up, in seconds. Default: 10.
+    pub database_connect_timeout_secs: u64,
     /// Redis for shared rate limits across nodes; empty keeps limits in process. Default: empty.
     pub redis_url: String,
+    /// Prefix for every Redis key this service writes, so several deployments (or tests) can
+    /// share one Redis. Default: `cp:`.
+    pub redis_key_prefix: String,
+    /// The `iss` claim of access tokens this service signs. Default: `companion-control-plane`.
+    pub issuer: String,
+    /// The `aud` claim of access tokens (what the gateway checks). Default: `companion`.
+    pub audience: String,
+    /// Lifetime of an access token in seconds. Default: 900 (15 minutes).
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token (and so of an idle session) in seconds. Default: 2,592,000
+    /// (30 days).
+    pub refresh_token_ttl_secs: u64,
+    /// Live sessions (refresh-token families) one account may hold; signing in once more revokes
+    /// the oldest. Default: 3.
+    pub max_sessions: u32,
+    /// A signing key older than this is replaced at start-up; the old key stays published until
+    /// the tokens it signed have expired. Default: 2,592,000 (30 days).
+    pub signing_key_rotation_secs: u64,
+    /// Password hashing cost (argon2id). Defaults are OWASP's recommendation.
+    pub argon2: Argon2Config,
+    /// Largest request body accepted, in bytes; larger bodies get 413. Default: 65,536.
+    pub max_body_bytes: usize,
+    /// Per-endpoint rate limits, matched by path prefix (first match wins). Default: `/api/chat`
+    /// 100/hour, `/api/voice` 50/hour, `/api/auth` 10 per 15 minutes, `/api/subscription`
+    /// 20/hour.
+    pub rate_limits: Vec<RateLimitRule>,
+    /// Also limit every signed-in `/api/` request to the tier's hourly allowance (free 1,000,
+    /// plus 5,000, pro 50,000). Default: true.
+    pub tier_api_limits: bool,
+    /// LLM provider base URL probed by readiness (any HTTP answer counts as reachable); empty
+    /// skips the check. Default: empty.
+    pub llm_url: String,
+    /// Stripe billing settings checked by readiness.
+    pub stripe: StripeConfig,
+    /// Sign-in providers (OAuth2 authorization code + PKCE). Default: none.
+    pub oauth_providers: Vec<OAuthProvider>,
+}
+
+/// One OAuth2 / OpenID Connect sign-in provider. `google` and `discord` fill in their endpoints
+/// and scopes when those are left empty; any other name needs all three URLs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthProvider {
+    /// Path segment and identity namespace: `/api/auth/oauth/{name}/start`. Default: empty.
+    pub name: String,
+    /// Client id issued by the provider. Default: empty.
+    pub client_id: String,
+    /// Client secret issued by the provider. Default: empty.
+    pub client_secret: String,
+    /// Where the provider sends the browser back: this service's
+    /// `/api/auth/oauth/{name}/callback`. Default: empty.
+    pub redirect_uri: String,
+    /// Authorization endpoint. Default: the preset for `name`.
+    pub authorize_url: String,
+    /// Token endpoint. Default: the preset for `name`.
+    pub token_url: String,
+    /// User-info endpoint (OIDC `userinfo`, Discord `users/@me`). Default: the preset.
+    pub userinfo_url: String,
+    /// Scopes requested. Default: the preset (`openid email` / `identify email`).
+    pub scopes: Vec<String>,
+}
+
+impl OAuthProvider {
+    /// This provider with empty endpoints and scopes filled from the `google` / `discord`
+    /// presets.
+    pub fn resolved(&self) -> Self {
+        let (authorize, token, userinfo, scopes): (&str, &str, &str, &[&str]) =
+            match self.name.as_str() {
+                "google" => (
+                    "https://accounts.google.com/o/oauth2/v2/auth",
+                    "https://oauth2.googleapis.com/token",
+                    "https://openidconnect.googleapis.com/v1/userinfo",
+                    &["openid", "email"],
+                ),
+                "discord" => (
+                    "https://discord.com/oauth2/authorize",
+                    "https://discord.com/api/oauth2/token",
+                    "https://discord.com/api/users/@me",
+                    &["identify", "email"],
+                ),
+                _ => ("", "", "", &[]),
+            };
+        let or = |v: &str, d: &str| {
+            if v.is_empty() {
+                d.to_owned()
+            } else {
+                v.to_owned()
+            }
+        };
+        Self {
+            authorize_url: or(&self.authorize_url, authorize),
+            token_url: or(&self.token_url, token),
+            userinfo_url: or(&self.userinfo_url, userinfo),
+            scopes: if self.scopes.is_empty() {
+                scopes.iter().map(|s| (*s).to_owned()).collect()
+            } else {
+                self.scopes.clone()
+            },
+            ..self.clone()
+        }
+    }
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Argon2Config {
+    /// Memory per hash in KiB. Default: 19,456 (19 MiB, OWASP).
+    pub memory_kib: u32,
+    /// Passes over memory. Default: 2 (OWASP).
+    pub iterations: u32,
+    /// Lanes. Default: 1 (OWASP).
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// One rate-limit rule: requests whose path starts with `prefix` share a sliding window of
+/// `window_secs` seconds admitting `limit` requests per user (per client IP before sign-in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRule {
+    /// Policy name shown in `RateLimit` headers, e.g. `chat`.
+    pub name: String,
+    /// Path prefix, e.g. `/api/chat`.
+    pub prefix: String,
+    /// Requests admitted per window.
+    pub limit: u64,
+    /// Window length in seconds.
+    pub window_secs: u64,
+}
+
+/// Stripe configuration. Readiness fails unless a key is present or billing is disabled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StripeConfig {
+    /// Stripe secret key (`sk_...`). Default: empty.
+    pub secret_key: String,
+    /// Runs without billing (everyone stays on their stored tier). Default: true, so the embedded
+    /// configuration is ready out of the box.
+    pub disabled: bool,
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: String::new(),
+            disabled: true,
+        }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: "sqlite://data/companion.sqlite?mode=rwc".to_owned(),
+            database_connect_timeout_secs: 10,
             redis_url: String::new(),
+            redis_key_prefix: "cp:".to_owned(),
+            issuer: "companion-control-plane".to_owned(),
+            audience: "companion".to_owned(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            max_sessions: 3,
+            signing_key_rotation_secs: 30 * 24 * 3600,
+            argon2: Argon2Config::default(),
+            max_body_bytes: 64 * 1024,
+            rate_limits: default_rate_limits(),
+            tier_api_limits: true,
+            llm_url: String::new(),
+            stripe: StripeConfig::default(),
+            oauth_providers: Vec::new(),
         }
     }
+}
+
+fn rule(name: &str, prefix: &str, limit: u64, window_secs: u64) -> RateLimitRule {
+    RateLimitRule {
+        name: name.to_owned(),
+        prefix: prefix.to_owned(),
+        limit,
+        window_secs,
+    }
+}
+
+/// The limits the product promises (see the module docs of `ratelimit`).
+pub(crate) fn default_rate_limits() -> Vec<RateLimitRule> {
+    vec![
+        rule("chat", "/api/chat", 100, 3600),
+        rule("voice", "/api/voice", 50, 3600),
+        rule("auth", "/api/auth", 10, 900),
+        rule("subscription", "/api/subscription", 20, 3600),
+    ]
 }
 
 impl Config {
@@ -28,8 +222,76 @@ impl Config {
         {
             return Err(("database_url", "a sqlite:// or postgres:// URL"));
         }
+        if self.database_connect_timeout_secs == 0 {
+            return Err((
+                "database_connect_timeout_secs",
+                "a positive number of seconds",
+            ));
+        }
         if !(self.redis_url.is_empty() || self.redis_url.starts_with("redis")) {
             return Err(("redis_url", "empty, or a redis:// or rediss:// URL"));
+        }
+        if self.access_token_ttl_secs == 0 || self.access_token_ttl_secs > 24 * 3600 {
+            return Err(("access_token_ttl_secs", "seconds between 1 and 86400"));
+        }
+        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
+            return Err((
+                "refresh_token_ttl_secs",
+                "seconds, at least access_token_ttl_secs",
+            ));
+        }
+        if self.max_sessions == 0 {
+            return Err(("max_sessions", "a positive number"));
+        }
+        if self.signing_key_rotation_secs < self.access_token_ttl_secs {
+            return Err((
+                "signing_key_rotation_secs",
+                "seconds, at least access_token_ttl_secs",
+            ));
+        }
+        if self.argon2.memory_kib < 8 * self.argon2.parallelism.max(1)
+            || self.argon2.iterations == 0
+            || self.argon2.parallelism == 0
+        {
+            return Err((
+                "argon2",
+                "memory_kib >= 8 x parallelism, iterations >= 1, parallelism >= 1",
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(("max_body_bytes", "bytes, at least 1024"));
+        }
+        if self
+            .rate_limits
+            .iter()
+            .any(|r| r.limit == 0 || r.window_secs == 0 || !r.prefix.starts_with('/'))
+        {
+            return Err((
+                "rate_limits",
+                "rules with a /path prefix, limit >= 1, window_secs >= 1",
+            ));
+        }
+        for p in self.oauth_providers.iter().map(OAuthProvider::resolved) {
+            let url = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+            let name_ok = !p.name.is_empty()
+                && p.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !name_ok
+                || p.client_id.is_empty()
+                || !url(&p.redirect_uri)
+                || !url(&p.authorize_url)
+                || !url(&p.token_url)
+                || !url(&p.userinfo_url)
+            {
+                return Err((
+                    "oauth_providers",
+                    "providers with a lowercase name, client_id, http(s) redirect_uri and endpoints",
+                ));
+            }
+        }
+        if !(self.llm_url.is_empty() || self.llm_url.starts_with("http")) {
+            return Err(("llm_url", "empty, or an http:// or https:// URL"));
         }
         Ok(())
     }

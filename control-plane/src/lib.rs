@@ -1,43 +1,151 @@
 //! The control plane: accounts and auth, tiers and quotas, rate limits, conversations, health.
 //!
 //! It is an HTTP service. The gateway reaches it only through this public API and the JWKS it
-//! publishes, never through its tables.
+//! publishes, never through its tables; it verifies access tokens with [`token::Verifier`].
+//!
+//! Storage is SQLite (embedded) or PostgreSQL, chosen by `database_url`; rate limits are in
+//! process or in Redis, chosen by `redis_url`. Both configurations pass the same tests.
 #![forbid(unsafe_code)]
 
+pub(crate) mod api;
+mod app;
 mod config;
+mod db;
 mod error;
+mod health;
+pub mod openapi;
+mod password;
+pub mod quota;
+pub mod ratelimit;
+pub mod tier;
+pub mod token;
 
-pub use config::Config;
+pub use api::error::ApiError;
+pub use config::{Argon2Config, Config, OAuthProvider, RateLimitRule, StripeConfig};
 pub use error::Error;
 
+use std::sync::{Arc, RwLock};
+
 use axum::Router;
+
+use crate::app::{App, Inner, unix_now};
 
 /// A running control plane: its storage and limits, ready to serve requests.
 #[derive(Debug, Clone)]
 pub struct ControlPlane {
-    config: Config,
+    app: App,
 }
 
 impl ControlPlane {
-    /// Opens storage, runs migrations and prepares limits as `config` says.
+    /// Opens storage, runs migrations, loads (or creates) the signing key and prepares limits
+    /// as `config` says.
     pub async fn start(config: Config) -> Result<Self, Error> {
-        Ok(Self { config })
+        config
+            .validate()
+            .map_err(|(key, expected)| Error::Config { key, expected })?;
+        let connect_timeout = std::time::Duration::from_secs(config.database_connect_timeout_secs);
+        let db = db::Db::open(&config.database_url, connect_timeout).await?;
+        let keys = token::KeyRing::load(
+            &db,
+            unix_now(),
+            config.signing_key_rotation_secs as i64,
+            config.access_token_ttl_secs as i64,
+        )
+        .await?;
+        let hasher = password::Hasher::new(&config.argon2).map_err(|_| Error::Config {
+            key: "argon2",
+            expected: "valid argon2 parameters",
+        })?;
+        let dummy_hash = hasher
+            .hash("not a real password".to_owned())
+            .await
+            .map_err(|_| Error::Config {
+                key: "argon2",
+                expected: "valid argon2 parameters",
+            })?;
+        let limiter = ratelimit::Limiter::new(
+            config.rate_limits.clone(),
+            &config.redis_url,
+            &config.redis_key_prefix,
+        )
+        .await?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()
+            .map_err(|_| Error::Config {
+                key: "llm_url",
+                expected: "an HTTP client could be built",
+            })?;
+        let app = Arc::new(Inner {
+            config,
+            db,
+            keys,
+            hasher,
+            limiter,
+            http,
+            verifier: RwLock::new(None),
+            dummy_hash,
+        });
+        Ok(Self { app })
     }
 
     /// The HTTP API this control plane serves. `/healthz` and `/readyz` are added by the
     /// process that hosts it, which may host the gateway too.
+    ///
+    /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that callers who
+    /// have not signed in are rate-limited per address.
     pub fn router(&self) -> Router {
-        Router::new()
+        api::router(self.app.clone())
     }
 
     /// Readiness checks for `/readyz`: one `(name, result)` per dependency (database, Redis,
     /// providers, billing); an `Err` says what is wrong and makes the process not ready.
     pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
-        Vec::new()
+        health::readiness(&self.app).await
     }
 
     /// The configuration this control plane runs with.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.app.config
+    }
+
+    /// A development access token for `email` (for the demo and tests): creates the account on
+    /// the free tier if needed, starts a real session and signs a token exactly as sign-in
+    /// would. Anyone who can call this can act as any user: keep it out of public endpoints.
+    pub async fn dev_token(&self, email: &str) -> Result<String, ApiError> {
+        api::auth::dev_token(&self.app, email).await
+    }
+
+    /// Replaces the signing key now (the old one stays in the JWKS until its tokens expire) and
+    /// returns the new key id. Start-up also rotates a key older than
+    /// `signing_key_rotation_secs`.
+    pub async fn rotate_signing_key(&self) -> Result<String, Error> {
+        let kid = self.app.keys.rotate(&self.app.db, unix_now()).await?;
+        // This node's cached key set lacks the new key: drop it so the next token reloads it.
+        *self
+            .app
+            .verifier
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        Ok(kid)
+    }
+
+    /// Moves an account to `tier` (what a billing webhook does once payment succeeds). New
+    /// limits apply at once; tokens carry the new tier from their next refresh. Returns whether
+    /// the account exists.
+    pub async fn set_tier(&self, user_id: &str, tier: tier::Tier) -> Result<bool, ApiError> {
+        Ok(db::profiles::set_tier(&self.app.db, user_id, tier.as_str()).await?)
+    }
+
+    /// A verifier over this control plane's currently published keys, as a gateway would build
+    /// from `/.well-known/jwks.json`.
+    pub async fn verifier(&self) -> Result<token::Verifier, String> {
+        token::KeyRing::verifier(
+            &self.app.db,
+            unix_now(),
+            &self.app.config.issuer,
+            &self.app.config.audience,
+        )
+        .await
     }
 }

@@ -1,4 +1,7 @@
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +13,22 @@ pub struct Config {
     /// e.g. `https://control.example.com`. Empty means the control plane runs in this same
     /// process (`server.mode = "all"`). Default: empty.
     pub control_plane_url: String,
+
+    /// The `iss` claim access tokens must carry (the control plane's `issuer`).
+    /// Default: `companion-control-plane`.
+    pub token_issuer: String,
+
+    /// The `aud` claim access tokens must carry (the control plane's `audience`).
+    /// Default: `companion`.
+    pub token_audience: String,
+
+    /// Seconds between reloads of the control plane's key set; a token signed by an unknown
+    /// key triggers a reload sooner. Default: `300`.
+    pub jwks_refresh_secs: u64,
+
+    /// Calls one caller may hold at once, by the `tier` claim of their token; tiers not
+    /// listed get one. Default: `{ free = 1, plus = 2, pro = 3 }`.
+    pub calls_per_tier: BTreeMap<String, u32>,
 
     /// UDP addresses the WebRTC media sockets bind to; one socket per entry serves every call.
     /// Each socket is advertised to callers as an ICE host candidate at its bound address (or
@@ -96,6 +115,13 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             control_plane_url: String::new(),
+            token_issuer: "companion-control-plane".to_owned(),
+            token_audience: "companion".to_owned(),
+            jwks_refresh_secs: 300,
+            calls_per_tier: [("free", 1), ("plus", 2), ("pro", 3)]
+                .into_iter()
+                .map(|(tier, calls)| (tier.to_owned(), calls))
+                .collect(),
             udp_listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             public_ip: None,
             ice_servers: Vec::new(),
@@ -119,6 +145,9 @@ impl Config {
         let url = &self.control_plane_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(("control_plane_url", "empty, or an http:// or https:// URL"));
+        }
+        if self.jwks_refresh_secs < 5 {
+            return Err(("jwks_refresh_secs", "at least 5 seconds"));
         }
         if self.udp_listen.is_empty() {
             return Err(("udp_listen", "at least one UDP socket address"));

@@ -22,7 +22,7 @@ use std::{
     sync::{Arc, atomic::Ordering::Relaxed},
 };
 
-pub use auth::{AuthError, Caller, CallerVerifier};
+pub use auth::{AuthError, Caller, CallerVerifier, JwksVerifier, fetch_jwks};
 pub use config::{Config, IceServer};
 pub use error::Error;
 pub use webrtc::{

@@ -138,14 +138,6 @@ pub enum ConfigError {
         /// What the parser said, with line and column.
         reason: String,
     },
-    /// An environment variable names no configuration key.
-    #[error("{var}: no configuration key `{key}`; keys are listed in docs/config.md")]
-    UnknownEnvKey {
-        /// The variable.
-        var: String,
-        /// The key path it named.
-        key: String,
-    },
     /// A key has a value of the wrong form, or is not a known key.
     #[error("config key `{key}` (from {origin}): {reason}")]
     Invalid {
@@ -271,11 +263,10 @@ fn apply_env(
         };
         let parts: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
         let key = parts.join(".");
-        let Some(default) = parts.iter().try_fold(&defaults, |v, p| v.get(p)) else {
-            return Err(ConfigError::UnknownEnvKey { var, key });
-        };
-        let value = match default {
-            toml::Value::String(_) => toml::Value::String(raw),
+        // Keys absent from the defaults (unset optional values, or typos, which deserializing
+        // then reports by name) are read as literals too.
+        let value = match parts.iter().try_fold(&defaults, |v, p| v.get(p)) {
+            Some(toml::Value::String(_)) => toml::Value::String(raw),
             // Numbers, booleans and arrays are written as TOML literals: `10`, `true`, `["a"]`.
             _ => parse_literal(&raw).unwrap_or(toml::Value::String(raw)),
         };

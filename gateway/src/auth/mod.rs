@@ -82,3 +82,7 @@ impl CallerVerifier for RefuseAll {
         ))
     }
 }
+
+mod jwks;
+
+pub use jwks::{JwksVerifier, fetch_jwks};

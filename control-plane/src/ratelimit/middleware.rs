@@ -1,0 +1,110 @@
+//! The axum layer: picks the rule for the path, identifies the caller, answers 429 or passes
+//! the request on, and adds `RateLimit-Policy` / `RateLimit` headers either way.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::window::Decision;
+use crate::api::error::ApiError;
+use crate::app::App;
+use crate::config::RateLimitRule;
+use crate::tier::Tier;
+
+pub(crate) async fn enforce(State(app): State<App>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let endpoint_rule = app.limiter.rule_for(path).cloned();
+    let is_api = path.starts_with("/api/");
+    if endpoint_rule.is_none() && !(is_api && app.config.tier_api_limits) {
+        return next.run(req).await;
+    }
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
+    let token = crate::api::auth::bearer(req.headers()).map(str::to_owned);
+    let claims = match token {
+        Some(t) => app.verify_token(&t).await.ok(),
+        None => None,
+    };
+    // Signed-in callers are limited per account, others per client address.
+    let who = match (&claims, addr) {
+        (Some(c), _) => format!("u:{}", c.sub),
+        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, None) => "ip:unknown".to_owned(),
+    };
+    // Every signed-in API request also counts against the tier's hourly allowance.
+    let tier_rule = claims
+        .as_ref()
+        .filter(|_| is_api && app.config.tier_api_limits)
+        .map(|c| {
+            let tier = Tier::parse(&c.tier).unwrap_or(Tier::Free);
+            RateLimitRule {
+                name: "api".to_owned(),
+                prefix: "/api/".to_owned(),
+                limit: tier.limits().api_requests_per_hour,
+                window_secs: 3600,
+            }
+        });
+    let now_ms = crate::app::unix_now_ms();
+    let mut checked = Vec::with_capacity(2);
+    for rule in [endpoint_rule, tier_rule].into_iter().flatten() {
+        match app.limiter.check(&rule, &who, now_ms).await {
+            Ok(decision) => {
+                let refused = !decision.allowed;
+                checked.push((rule, decision));
+                if refused {
+                    break;
+                }
+            }
+            // Fail open: a Redis outage must not take sign-in down with it. Readiness reports it.
+            Err(err) => {
+                tracing::error!(error = %err, rule = rule.name, "rate-limit store unavailable");
+            }
+        }
+    }
+    let refused = checked.iter().find(|(_, d)| !d.allowed);
+    let mut response = match refused {
+        None => next.run(req).await,
+        Some((rule, decision)) => {
+            let mut err = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many requests ({} policy): {} per {} s; retry in {} s",
+                    rule.name, rule.limit, rule.window_secs, decision.reset_secs
+                ),
+            );
+            err.retry_after = Some(decision.reset_secs);
+            err.into_response()
+        }
+    };
+    add_headers(response.headers_mut(), &checked);
+    response
+}
+
+fn add_headers(headers: &mut HeaderMap, checked: &[(RateLimitRule, Decision)]) {
+    if checked.is_empty() {
+        return;
+    }
+    // draft-ietf-httpapi-ratelimit-headers: one structured-field list item per policy.
+    let policy = checked
+        .iter()
+        .map(|(r, _)| format!("\"{}\";q={};w={}", r.name, r.limit, r.window_secs))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let state = checked
+        .iter()
+        .map(|(r, d)| format!("\"{}\";r={};t={}", r.name, d.remaining, d.reset_secs))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        headers.insert("ratelimit-policy", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&state) {
+        headers.insert("ratelimit", v);
+    }
+}

@@ -1,0 +1,9 @@
+//! Access tokens: EdDSA (Ed25519) JWTs signed by the control plane, verified anywhere from the
+//! public keys it publishes at `/.well-known/jwks.json`.
+//!
+//! The gateway uses [`Verifier`] and never holds a signing secret.
+
+mod keyring;
+
+pub use access_token::{Claims, Jwk, Jwks, Verifier, VerifyError};
+pub(crate) use keyring::KeyRing;

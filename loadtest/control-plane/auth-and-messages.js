@@ -1,0 +1,61 @@
+// k6 load script for a running control plane (e.g. `companion --mode control-plane`):
+// sign-in, token refresh and listing messages, with p50/p95/p99 per operation.
+//
+//   BASE=http://127.0.0.1:8080 k6 run loadtest/control-plane/auth-and-messages.js
+//
+// Rate limits apply: raise `control_plane.rate_limits` for /api/auth or run from several
+// addresses, or sign-ins beyond 10 per 15 minutes per address get 429.
+import http from 'k6/http';
+import { check } from 'k6';
+import { Trend } from 'k6/metrics';
+
+const BASE = __ENV.BASE || 'http://127.0.0.1:8080';
+const login = new Trend('cp_login', true);
+const refresh = new Trend('cp_refresh', true);
+const list = new Trend('cp_list_messages', true);
+const json = { headers: { 'content-type': 'application/json' } };
+const VUS = 8;
+
+export const options = {
+  scenarios: { mixed: { executor: 'constant-vus', vus: VUS, duration: '30s' } },
+  summaryTrendStats: ['p(50)', 'p(95)', 'p(99)', 'max'],
+};
+
+// One account (and conversation) per virtual user: sessions are capped at 3 per account, so
+// users sharing an account would end each other's sessions.
+export function setup() {
+  const users = [];
+  for (let u = 0; u < VUS; u++) {
+    const email = `k6-${Date.now()}-${u}@example.com`;
+    const password = 'k6 load test password';
+    http.post(`${BASE}/api/auth/signup`, JSON.stringify({ email, password, birth_year: 1990, consent_terms: true }), json);
+    const tokens = http.post(`${BASE}/api/auth/login`, JSON.stringify({ email, password }), json).json();
+    const auth = { headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.access_token}` } };
+    const conv = http.post(`${BASE}/api/conversations`, JSON.stringify({ title: 'k6' }), auth).json();
+    for (let i = 0; i < 40; i++) {
+      http.post(`${BASE}/api/conversations/${conv.id}/messages`, JSON.stringify({ content: `message ${i}` }), auth);
+    }
+    users.push({ email, password, conv: conv.id });
+  }
+  return { users };
+}
+
+export default function (setupData) {
+  const data = setupData.users[(__VU - 1) % VUS];
+  const r = http.post(`${BASE}/api/auth/login`, JSON.stringify({ email: data.email, password: data.password }), json);
+  login.add(r.timings.duration);
+  if (!check(r, { 'login 200': (x) => x.status === 200 })) return;
+  let pair = r.json();
+  for (let i = 0; i < 5; i++) {
+    const f = http.post(`${BASE}/api/auth/refresh`, JSON.stringify({ refresh_token: pair.refresh_token }), json);
+    refresh.add(f.timings.duration);
+    if (!check(f, { 'refresh 200': (x) => x.status === 200 })) return;
+    pair = f.json();
+  }
+  const auth = { headers: { authorization: `Bearer ${pair.access_token}` } };
+  for (let i = 0; i < 20; i++) {
+    const m = http.get(`${BASE}/api/conversations/${data.conv}/messages?limit=20`, auth);
+    list.add(m.timings.duration);
+    check(m, { 'list 200': (x) => x.status === 200 });
+  }
+}
