@@ -141,7 +141,7 @@ async fn token_verifier(
         Ok(keys) => verifier.install(keys),
         // A control plane on another node may still be starting: the refresh task retries.
         Err(reason) => {
-            tracing::warn!(%reason, "no token keys yet; calls are refused until they load")
+            tracing::warn!(%reason, "no token keys yet; calls are refused until they load");
         }
     }
     let interval = Duration::from_secs(config.jwks_refresh_secs);
