@@ -1,10 +1,13 @@
 // k6 load script for a running control plane (e.g. `companion --mode control-plane`):
 // sign-in, token refresh and listing messages, with p50/p95/p99 per operation.
 //
-//   BASE=http://127.0.0.1:8080 k6 run loadtest/control-plane/auth-and-messages.js
+//   BASE=http://127.0.0.1:8080 RATE=10 k6 run loadtest/control-plane/auth-and-messages.js
 //
-// Rate limits apply: raise `control_plane.rate_limits` for /api/auth or run from several
-// addresses, or sign-ins beyond 10 per 15 minutes per address get 429.
+// RATE is iterations per second; one iteration signs in once, refreshes 5 times and lists
+// messages 20 times, so the request rate is 26 x RATE. Run it at increasing RATEs.
+// Rate limits apply: start the server with them off for a load run
+// (COMPANION__CONTROL_PLANE__RATE_LIMITS='[]' COMPANION__CONTROL_PLANE__TIER_API_LIMITS=false),
+// or sign-ins beyond 10 per 15 minutes per address get 429.
 import http from 'k6/http';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
@@ -14,11 +17,23 @@ const login = new Trend('cp_login', true);
 const refresh = new Trend('cp_refresh', true);
 const list = new Trend('cp_list_messages', true);
 const json = { headers: { 'content-type': 'application/json' } };
-const VUS = 8;
+const RATE = Number(__ENV.RATE || 5);
+// Also the most iterations in flight: each virtual user has an account of its own.
+const VUS = 64;
 
 export const options = {
-  scenarios: { mixed: { executor: 'constant-vus', vus: VUS, duration: '30s' } },
+  scenarios: {
+    mixed: {
+      executor: 'constant-arrival-rate',
+      rate: RATE,
+      timeUnit: '1s',
+      duration: __ENV.DURATION || '20s',
+      preAllocatedVUs: VUS,
+      maxVUs: VUS,
+    },
+  },
   summaryTrendStats: ['p(50)', 'p(95)', 'p(99)', 'max'],
+  thresholds: { checks: ['rate>0.999'], dropped_iterations: ['count<1'] },
 };
 
 // One account (and conversation) per virtual user: sessions are capped at 3 per account, so
