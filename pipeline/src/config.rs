@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use local_voice::espeak::EspeakConfig;
+use local_voice::sphinx::RecognizerConfig;
 use serde::Deserialize;
 
 use crate::PipelineError;
@@ -271,11 +273,44 @@ impl Default for DeepgramConfig {
     }
 }
 
+/// The local fallback recogniser: PocketSphinx on this machine, no key, no network
+/// (provider name `local-pocketsphinx`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalSttConfig {
+    /// Whether this provider may be used. Default true: it is what makes the embedded
+    /// default listen when no vendor key is configured.
+    pub enabled: bool,
+    /// How often, in milliseconds of caller audio, the current best guess is sent as a
+    /// partial transcript (only when it changed). Default 300.
+    pub partial_interval_ms: u32,
+    /// Longest utterance accepted, in seconds; longer audio fails the request rather than
+    /// growing the decoder without bound. Default 60.
+    pub max_utterance_secs: u32,
+    /// The PocketSphinx models and tuning. Defaults: Debian's `pocketsphinx-en-us` acoustic
+    /// model and dictionary, the in-tree companion-chat language model, LM weight 6.5 and a
+    /// -50 dBFS noise floor (see `local_voice::sphinx::RecognizerConfig`).
+    pub recognizer: RecognizerConfig,
+}
+
+impl Default for LocalSttConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            partial_interval_ms: 300,
+            max_utterance_secs: 60,
+            recognizer: RecognizerConfig::default(),
+        }
+    }
+}
+
 /// The speech-to-text stage.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SttConfig {
-    /// Preference order (`deepgram`, `openai`). Default `["deepgram", "openai"]`.
+    /// Preference order (`deepgram`, `openai`, `local`). Vendors without a key are left
+    /// out, so with no key configured the stage listens with `local` alone.
+    /// Default `["deepgram", "openai", "local"]`.
     pub order: Vec<String>,
     /// Deadline for the final transcript after the audio ends. Default 3000 ms.
     pub final_timeout_ms: u64,
@@ -283,15 +318,18 @@ pub struct SttConfig {
     pub openai: OpenAiSttConfig,
     /// Deepgram streaming.
     pub deepgram: DeepgramConfig,
+    /// The local fallback (PocketSphinx).
+    pub local: LocalSttConfig,
 }
 
 impl Default for SttConfig {
     fn default() -> Self {
         Self {
-            order: vec!["deepgram".into(), "openai".into()],
+            order: vec!["deepgram".into(), "openai".into(), "local".into()],
             final_timeout_ms: 3_000,
             openai: OpenAiSttConfig::default(),
             deepgram: DeepgramConfig::default(),
+            local: LocalSttConfig::default(),
         }
     }
 }
@@ -361,11 +399,52 @@ impl Default for ElevenLabsConfig {
     }
 }
 
+/// The local fallback voice: espeak-ng on this machine, no key, no network (provider name
+/// `local-espeak`). Its audio is 22,050 Hz and carries exact phoneme timings for visemes.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalTtsConfig {
+    /// Whether this provider may be used. Default true: it is what makes the embedded
+    /// default speak when no vendor key is configured.
+    pub enabled: bool,
+    /// espeak-ng voice name (`espeak-ng --voices` lists them); a request's voice overrides
+    /// it. Default `en-us`.
+    pub voice: String,
+    /// Speaking rate in words per minute, 80..=450. Default 175.
+    pub rate_wpm: u16,
+    /// Base pitch, 0..=100. Default 50.
+    pub pitch: u8,
+    /// Audio chunks (20 ms each by default, with their timings) queued between the thread
+    /// draining the engine and the consumer. When the queue is full that thread waits (the
+    /// engine itself never does); a queue that holds a whole sentence frees the thread as
+    /// soon as the sentence is synthesised. Default 256 (~5 s of audio, ~230 KB).
+    pub channel_chunks: usize,
+    /// The process-wide espeak-ng worker (data directory, queue depth, chunk length, text
+    /// limit). Defaults: the library's data directory, 256 queued requests, 20 ms chunks,
+    /// 4096-byte texts (see `local_voice::espeak::EspeakConfig`).
+    pub engine: EspeakConfig,
+}
+
+impl Default for LocalTtsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            voice: "en-us".into(),
+            rate_wpm: 175,
+            pitch: 50,
+            channel_chunks: 256,
+            engine: EspeakConfig::default(),
+        }
+    }
+}
+
 /// The text-to-speech stage.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TtsConfig {
-    /// Failover order (`elevenlabs`, `openai`). Default `["elevenlabs", "openai"]`.
+    /// Failover order (`elevenlabs`, `openai`, `local`). Vendors without a key are left
+    /// out, so with no key configured the stage speaks with `local` alone.
+    /// Default `["elevenlabs", "openai", "local"]`.
     pub order: Vec<String>,
     /// Deadline for the first audio of an attempt. Default 2000 ms.
     pub first_audio_timeout_ms: u64,
@@ -375,16 +454,19 @@ pub struct TtsConfig {
     pub openai: OpenAiTtsConfig,
     /// ElevenLabs.
     pub elevenlabs: ElevenLabsConfig,
+    /// The local fallback (espeak-ng).
+    pub local: LocalTtsConfig,
 }
 
 impl Default for TtsConfig {
     fn default() -> Self {
         Self {
-            order: vec!["elevenlabs".into(), "openai".into()],
+            order: vec!["elevenlabs".into(), "openai".into(), "local".into()],
             first_audio_timeout_ms: 2_000,
             stall_timeout_ms: 5_000,
             openai: OpenAiTtsConfig::default(),
             elevenlabs: ElevenLabsConfig::default(),
+            local: LocalTtsConfig::default(),
         }
     }
 }
@@ -410,6 +492,25 @@ mod tests {
         assert_eq!(cfg, PipelineConfig::default());
         assert_eq!(cfg.llm.order, ["openai", "anthropic", "groq"]);
         assert_eq!(cfg.breaker.failure_threshold, 3);
+    }
+
+    #[test]
+    fn with_no_vendor_keys_the_speech_stages_end_with_the_local_engines() {
+        let cfg = PipelineConfig::from_toml("").unwrap();
+        assert_eq!(cfg.stt.order.last().map(String::as_str), Some("local"));
+        assert_eq!(cfg.tts.order.last().map(String::as_str), Some("local"));
+        assert!(cfg.stt.local.enabled && cfg.tts.local.enabled);
+        let tuned = PipelineConfig::from_toml(
+            "[tts.local]\nvoice = \"en-gb\"\n[tts.local.engine]\nchunk_ms = 40\n\
+             [stt.local.recognizer]\nlanguage_model = \"stock\"\n",
+        )
+        .unwrap();
+        assert_eq!(tuned.tts.local.voice, "en-gb");
+        assert_eq!(tuned.tts.local.engine.chunk_ms, 40);
+        assert_eq!(
+            tuned.stt.local.recognizer.language_model,
+            local_voice::sphinx::LanguageModel::Stock
+        );
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //! - [`provider`]: the three object-safe streaming traits ([`LlmProvider`], [`SttProvider`],
 //!   [`TtsProvider`]) and the values that flow through them. Every call returns a stream at
 //!   once; dropping the stream cancels the request.
-//! - [`llm`], [`stt`], [`tts`]: real providers over HTTP/WebSocket in each vendor's wire format.
+//! - [`llm`], [`stt`], [`tts`]: real providers over HTTP/WebSocket in each vendor's wire format,
+//!   plus the offline local fallback of the embedded default, which needs no key and no
+//!   network: [`tts::LocalTts`] (`local-espeak`, espeak-ng, with exact phoneme timings for
+//!   visemes) and [`stt::LocalStt`] (`local-pocketsphinx`, PocketSphinx). They are last in the
+//!   default failover orders, so with no vendor key configured the service still speaks and
+//!   listens.
 //! - [`failover`]: the sans-IO breaker/health policy and async wrappers that try providers in
 //!   order, enforce first-token / first-audio deadlines, and resume a cut answer on the next
 //!   provider. The wrappers implement the same traits, so callers never see the list.
@@ -31,6 +36,12 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Licensing
+//!
+//! The local voice links libespeak-ng (GPL-3.0-or-later) through the `local-voice` crate's
+//! default `espeak` feature: a binary containing this crate is a work based on libespeak-ng
+//! and must be distributed under GPL-compatible terms. See `local-voice/README.md`.
 #![forbid(unsafe_code)]
 
 pub mod chunker;
@@ -43,6 +54,7 @@ pub mod llm;
 pub mod mock;
 pub mod pcm;
 pub mod provider;
+pub mod session;
 pub mod sse;
 pub mod stt;
 pub mod tts;

@@ -1,7 +1,9 @@
 //! Building each stage's failover list from [`PipelineConfig`].
 //!
 //! A provider that is disabled or has no API key is left out with an `info`/`warn` log line
-//! that names it and the environment variable it looked at (never the key).
+//! that names it and the environment variable it looked at (never the key). The `local`
+//! speech providers need no key: they are built here (engine started, models loaded), and a
+//! missing engine is a [`PipelineError::Config`] naming the package to install.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +13,8 @@ use crate::PipelineError;
 use crate::config::{OpenAiChatConfig, PipelineConfig, Secret, resolve_key};
 use crate::llm::{AnthropicChat, OpenAiChat};
 use crate::provider::{LlmProvider, SttProvider, TtsProvider};
-use crate::stt::{DeepgramStt, OpenAiStt};
-use crate::tts::{ElevenLabsTts, OpenAiTts};
+use crate::stt::{DeepgramStt, LocalStt, OpenAiStt};
+use crate::tts::{ElevenLabsTts, LocalTts, OpenAiTts};
 
 /// Vendor defaults for an OpenAI-compatible slot: (base URL, model, key variable, needs key).
 fn chat_slot(name: &str) -> Option<(&'static str, &'static str, &'static str, bool)> {
@@ -166,7 +168,12 @@ pub fn build_stt(config: &PipelineConfig) -> Result<FailoverStt, PipelineError> 
                 &stt.deepgram.api_key_env,
             )
             .map(|key| Arc::new(DeepgramStt::new(name.as_str(), &stt.deepgram, key)) as _),
-            other => return Err(unknown("stt.order", other, "deepgram, openai")),
+            "local" if !stt.local.enabled => {
+                disabled("stt", name);
+                None
+            }
+            "local" => Some(Arc::new(LocalStt::new(&stt.local)?) as _),
+            other => return Err(unknown("stt.order", other, "deepgram, openai, local")),
         };
         providers.extend(provider);
     }
@@ -227,7 +234,12 @@ pub fn build_tts(config: &PipelineConfig) -> Result<FailoverTts, PipelineError> 
                     )) as _
                 })
             }
-            other => return Err(unknown("tts.order", other, "elevenlabs, openai")),
+            "local" if !tts.local.enabled => {
+                disabled("tts", name);
+                None
+            }
+            "local" => Some(Arc::new(LocalTts::new(&tts.local)?) as _),
+            other => return Err(unknown("tts.order", other, "elevenlabs, openai, local")),
         };
         providers.extend(provider);
     }

@@ -238,7 +238,8 @@ impl MockServer {
 
     /// A pipeline config with every provider pointed at this server (key [`MOCK_API_KEY`],
     /// models `mock-openai`, `mock-claude`, `mock-groq`, ...). Tests change a provider's
-    /// model to `fault-...` to make it fail.
+    /// model to `fault-...` to make it fail. The offline `local` speech providers stay last in
+    /// the default orders, as in production; set `tts.order` / `stt.order` to leave them out.
     pub fn pipeline_config(&self) -> PipelineConfig {
         let key = Some(Secret::new(MOCK_API_KEY));
         let mut c = PipelineConfig::default();
