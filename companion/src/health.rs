@@ -1,9 +1,15 @@
-//! `/healthz` (the process answers) and `/readyz` (every dependency of every plane it hosts
-//! answers), shared by whichever planes run in this process.
+//! `/healthz` (the process answers), `/readyz` (every dependency of every plane it hosts
+//! answers) and `/metrics` (Prometheus), shared by whichever planes run in this process.
 
 use std::sync::Arc;
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
 use serde_json::{Value, json};
 
 /// The planes whose readiness `/readyz` reports.
@@ -11,17 +17,35 @@ use serde_json::{Value, json};
 pub(crate) struct Checks {
     pub(crate) gateway: Option<gateway::Gateway>,
     pub(crate) control_plane: Option<control_plane::ControlPlane>,
+    /// Turn-latency histograms of the voice sessions, when a gateway runs here.
+    pub(crate) metrics: Option<prometheus_client::registry::Registry>,
 }
 
 pub(crate) fn router(checks: Checks) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(Arc::new(checks))
 }
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+async fn metrics(State(checks): State<Arc<Checks>>) -> impl IntoResponse {
+    let body = checks
+        .metrics
+        .as_ref()
+        .map(pipeline::latency::encode_text)
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 async fn readyz(State(checks): State<Arc<Checks>>) -> (StatusCode, Json<Value>) {

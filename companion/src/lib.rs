@@ -7,6 +7,7 @@
 pub mod config;
 mod health;
 mod shutdown;
+mod voice;
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -16,7 +17,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use config::{Config, Mode};
-pub use shutdown::signal as shutdown_signal;
+pub use shutdown::Signals;
 
 /// Builds every plane `config.server.mode` asks for, binds the listener, calls `on_listening`
 /// with the URL people should open, and serves until `shutdown` completes. Connections still
@@ -41,8 +42,13 @@ pub async fn run(
     let mut gateway = None;
     // Dropped (and so stopped) when `run` returns.
     let mut _key_refresh = None;
+    let mut _mock_llm = None;
     if mode.runs_gateway() {
-        let mut node = gateway::Gateway::new(config.gateway.clone());
+        let voice = voice::Voice::start(&config.pipeline, &config.voice).await?;
+        let mut node =
+            gateway::Gateway::new(config.gateway.clone()).with_call_handler(voice.sessions);
+        checks.metrics = Some(voice.metrics);
+        _mock_llm = voice.mock_llm;
         if !config.gateway.dev_tokens {
             let (verifier, refresh) = token_verifier(&config.gateway, control_plane.as_ref()).await;
             node = node.with_verifier(verifier);

@@ -70,17 +70,17 @@ fn main() -> ExitCode {
         }
     };
     let mode = config.server.mode;
-    let result = runtime.block_on(companion::run(
-        config,
-        |url| {
+    let result = runtime.block_on(async {
+        let signals = companion::Signals::install()?;
+        let on_listening = |url: &str| {
             let what = match mode {
                 Mode::All | Mode::Gateway => "companion is running; open",
                 Mode::ControlPlane => "companion control plane is running at",
             };
             emit(&format!("{what} {url}"));
-        },
-        companion::shutdown_signal(),
-    ));
+        };
+        companion::run(config, on_listening, signals.recv()).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

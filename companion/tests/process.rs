@@ -15,7 +15,11 @@ fn companion() -> Command {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("companion-process-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
+    // The gateway's voice needs the Silero model and ONNX runtime scripts/bootstrap links.
+    let deps = std::env::var_os("COMPANION_DEPS_DIR")
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps").into());
     cmd.current_dir(dir)
+        .env("COMPANION_DEPS_DIR", deps)
         .env_remove("COMPANION_CONFIG")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod signaling;
 mod status_page;
+pub mod voice;
 mod webrtc;
 
 use std::{
@@ -35,6 +36,8 @@ pub use webrtc::{
     trickle::{FragmentError, TrickleFragment, parse_fragment},
     types::{CallEvent, CallId, CallState, CloseReason, InboundOpus},
 };
+
+pub use voice::{VoiceConfig, VoiceError, VoiceSessionFactory};
 
 use axum::{Router, routing::get};
 use tokio::sync::OnceCell;

@@ -9,11 +9,12 @@ use std::fmt;
 
 use local_voice::espeak::EspeakConfig;
 use local_voice::sphinx::RecognizerConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::PipelineError;
 
-/// An API key. Its `Debug` output is redacted.
+/// An API key. Its `Debug` output is redacted, and so is its serialized form (a printed
+/// configuration shows `***` for a key that is set).
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -30,6 +31,12 @@ impl Secret {
     }
 }
 
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.0.is_empty() { "" } else { "***" })
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -37,7 +44,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Everything the pipeline's providers need.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
     /// HTTP client tuning shared by every provider.
@@ -67,7 +74,7 @@ impl PipelineConfig {
 }
 
 /// HTTP client settings.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// TCP + TLS connect timeout. Default 3000 ms.
@@ -93,7 +100,7 @@ impl Default for HttpConfig {
 }
 
 /// Circuit breaker and health tracking.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Consecutive failures that mark a provider unhealthy and open its breaker. Default 3.
@@ -117,7 +124,7 @@ impl Default for BreakerConfig {
 /// An OpenAI-compatible chat-completions endpoint (OpenAI, Groq, llama.cpp, vLLM, Ollama).
 ///
 /// Unset fields take the defaults of the slot the config sits in (see [`LlmConfig`]).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpenAiChatConfig {
     /// Whether this provider may be used at all. Default true (false for `local`).
@@ -135,7 +142,7 @@ pub struct OpenAiChatConfig {
 }
 
 /// Anthropic Messages API.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnthropicConfig {
     /// Whether this provider may be used. Default true.
@@ -169,7 +176,7 @@ impl Default for AnthropicConfig {
 }
 
 /// The language-model stage.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     /// Failover order by provider name (`openai`, `anthropic`, `groq`, `local`).
@@ -205,7 +212,7 @@ impl Default for LlmConfig {
 }
 
 /// OpenAI-compatible `/v1/audio/transcriptions`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpenAiSttConfig {
     /// Whether this provider may be used. Default true.
@@ -236,7 +243,7 @@ impl Default for OpenAiSttConfig {
 }
 
 /// Deepgram live streaming over WebSocket.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeepgramConfig {
     /// Whether this provider may be used. Default true.
@@ -275,7 +282,7 @@ impl Default for DeepgramConfig {
 
 /// The local fallback recogniser: PocketSphinx on this machine, no key, no network
 /// (provider name `local-pocketsphinx`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalSttConfig {
     /// Whether this provider may be used. Default true: it is what makes the embedded
@@ -305,7 +312,7 @@ impl Default for LocalSttConfig {
 }
 
 /// The speech-to-text stage.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SttConfig {
     /// Preference order (`deepgram`, `openai`, `local`). Vendors without a key are left
@@ -335,7 +342,7 @@ impl Default for SttConfig {
 }
 
 /// OpenAI-compatible `/v1/audio/speech` with raw PCM output (24 kHz s16le).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpenAiTtsConfig {
     /// Whether this provider may be used. Default true.
@@ -366,7 +373,7 @@ impl Default for OpenAiTtsConfig {
 }
 
 /// ElevenLabs `stream/with-timestamps` (PCM plus character alignment).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ElevenLabsConfig {
     /// Whether this provider may be used. Default true.
@@ -401,7 +408,7 @@ impl Default for ElevenLabsConfig {
 
 /// The local fallback voice: espeak-ng on this machine, no key, no network (provider name
 /// `local-espeak`). Its audio is 22,050 Hz and carries exact phoneme timings for visemes.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalTtsConfig {
     /// Whether this provider may be used. Default true: it is what makes the embedded
@@ -439,7 +446,7 @@ impl Default for LocalTtsConfig {
 }
 
 /// The text-to-speech stage.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TtsConfig {
     /// Failover order (`elevenlabs`, `openai`, `local`). Vendors without a key are left

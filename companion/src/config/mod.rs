@@ -33,6 +33,11 @@ pub struct Config {
     pub gateway: gateway::Config,
     /// The control plane.
     pub control_plane: control_plane::Config,
+    /// Speech and language providers, their failover order and circuit breaker.
+    pub pipeline: pipeline::config::PipelineConfig,
+    /// How a gateway bridges each call to its voice session: persona, turn detection, VAD,
+    /// Opus encoder, jitter buffer.
+    pub voice: gateway::VoiceConfig,
 }
 
 /// Which planes this process runs.

@@ -1,10 +1,10 @@
 //! Settings of one voice session.
 
 use media::{TurnConfig, VadConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How a session listens, remembers and speaks.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
     /// The companion's persona: the system prompt in front of every request.

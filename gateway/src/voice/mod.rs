@@ -1,0 +1,194 @@
+//! The voice bridge: every WebRTC call talks to its own voice pipeline session.
+//!
+//! ```text
+//! caller ─RTP Opus─▶ jitter buffer ─20 ms tick─▶ Opus decode (FEC/PLC) ─Frame48─▶ session
+//! caller ◀─RTP Opus── Opus encode ◀──────── SessionOutput::Audio (already paced) ◀─┘
+//! caller ◀─`events`── JSON: session_started, the session's events, `visemes` batches, session_ended
+//! caller ──`events`─▶ hang_up / interrupt / mute / unmute / ping (anything else: `error`)
+//! ```
+//!
+//! [`VoiceSessionFactory`] holds what every call shares (providers, the Silero model, the
+//! settings) and is the gateway's [`CallHandler`]: install it with
+//! [`Gateway::with_call_handler`](crate::Gateway::with_call_handler). Per call it spawns one
+//! task (`call.rs`) with one 20 ms interval; the sans-IO parts are `inbound.rs` (jitter
+//! buffer and decoder), `outbound.rs` (Opus packets from one reused buffer) and `events.rs`
+//! (client controls, viseme batching).
+
+mod call;
+mod events;
+mod inbound;
+mod outbound;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering::Relaxed},
+};
+
+use media::{JitterConfig, OpusConfig, OpusEncoder, SileroModel};
+use pipeline::{
+    config::PipelineConfig,
+    latency::LatencyMetrics,
+    session::{Providers, SessionConfig},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{CallHandle, CallHandler};
+
+/// How calls are bridged to voice sessions.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoiceConfig {
+    /// The session engine: persona, turn detection, VAD, queues (pipeline's defaults).
+    pub session: SessionConfig,
+    /// The reply's Opus encoder (media's defaults: 32 kbit/s, complexity 5, in-band FEC).
+    pub opus: OpusConfig,
+    /// The caller's jitter buffer (media's defaults: 40..200 ms adaptive, 1 s of packets).
+    pub jitter: JitterConfig,
+    /// Longest a viseme waits, in ms of reply audio, to share a `visemes` event with the
+    /// next ones. The session emits each viseme just before the audio frame it falls in and
+    /// the browser plays audio through its own jitter buffer, so a batch this late still
+    /// arrives about when its mouth shape is due. Default 100 (20 = one event per frame).
+    pub viseme_batch_ms: u16,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            opus: OpusConfig::default(),
+            jitter: JitterConfig::default(),
+            viseme_batch_ms: 100,
+        }
+    }
+}
+
+/// Why the voice bridge could not start or run a session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VoiceError {
+    /// An audio component refused its settings or failed to start (Opus, jitter buffer, VAD).
+    #[error("voice media: {0}")]
+    Media(#[from] media::MediaError),
+    /// The pipeline refused its settings (providers, session config).
+    #[error("voice pipeline: {0}")]
+    Pipeline(#[from] pipeline::PipelineError),
+}
+
+/// Counters over every call this factory has bridged.
+#[derive(Debug, Default)]
+struct Counters {
+    active: AtomicUsize,
+    started: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+struct Shared {
+    config: VoiceConfig,
+    providers: Providers,
+    vad: SileroModel,
+    metrics: Option<LatencyMetrics>,
+    counters: Counters,
+}
+
+/// Starts a voice session for every call; cheap to clone.
+#[derive(Clone)]
+pub struct VoiceSessionFactory {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for VoiceSessionFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceSessionFactory")
+            .field("providers", &self.shared.providers)
+            .field("active", &self.active_sessions())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VoiceSessionFactory {
+    /// A factory over `providers` (usually pipeline's failover wrappers) and the process-wide
+    /// Silero model. The settings are checked now (an encoder, a jitter buffer and a VAD
+    /// handle are built once), so a bad config fails at start-up, not on the first call.
+    pub fn new(
+        config: VoiceConfig,
+        providers: Providers,
+        vad: SileroModel,
+    ) -> Result<Self, VoiceError> {
+        OpusEncoder::new(&config.opus)?;
+        media::JitterBuffer::new(config.jitter.clone())?;
+        vad.for_call()?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                providers,
+                vad,
+                metrics: None,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// A factory whose providers are pipeline's failover chains built from `pipeline`.
+    pub fn from_pipeline_config(
+        config: VoiceConfig,
+        pipeline: &PipelineConfig,
+        vad: SileroModel,
+    ) -> Result<Self, VoiceError> {
+        let providers = Providers {
+            stt: Arc::new(pipeline::failover::build_stt(pipeline)?),
+            llm: Arc::new(pipeline::failover::build_llm(pipeline)?),
+            tts: Arc::new(pipeline::failover::build_tts(pipeline)?),
+        };
+        Self::new(config, providers, vad)
+    }
+
+    /// Records every finished turn's latency marks in `metrics`. Call before installing.
+    #[must_use]
+    pub fn with_metrics(self, metrics: LatencyMetrics) -> Self {
+        let shared = Arc::try_unwrap(self.shared).unwrap_or_else(|s| Shared {
+            config: s.config.clone(),
+            providers: s.providers.clone(),
+            vad: s.vad.clone(),
+            metrics: None,
+            counters: Counters::default(),
+        });
+        Self {
+            shared: Arc::new(Shared {
+                metrics: Some(metrics),
+                ..shared
+            }),
+        }
+    }
+
+    /// Calls whose session task is still running.
+    pub fn active_sessions(&self) -> usize {
+        self.shared.counters.active.load(Relaxed)
+    }
+
+    /// Sessions started since the factory was built.
+    pub fn sessions_started(&self) -> usize {
+        self.shared.counters.started.load(Relaxed)
+    }
+
+    /// Calls whose session could not start (the caller got an `error` and was hung up on).
+    pub fn sessions_failed(&self) -> usize {
+        self.shared.counters.failed.load(Relaxed)
+    }
+}
+
+impl CallHandler for VoiceSessionFactory {
+    fn on_call(&self, call: CallHandle) {
+        let shared = self.shared.clone();
+        shared.counters.active.fetch_add(1, Relaxed);
+        tokio::spawn(async move {
+            let ok = call::run(&shared, call).await;
+            let counters = &shared.counters;
+            if ok {
+                counters.started.fetch_add(1, Relaxed);
+            } else {
+                counters.failed.fetch_add(1, Relaxed);
+            }
+            counters.active.fetch_sub(1, Relaxed);
+        });
+    }
+}
