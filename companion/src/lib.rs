@@ -44,7 +44,7 @@ pub async fn run(
     let mut _key_refresh = None;
     let mut _mock_llm = None;
     if mode.runs_gateway() {
-        let voice = voice::Voice::start(&config.pipeline, &config.voice).await?;
+        let voice = voice::Voice::start(&config.media, &config.pipeline, &config.voice).await?;
         let mut node =
             gateway::Gateway::new(config.gateway.clone()).with_call_handler(voice.sessions);
         checks.metrics = Some(voice.metrics);

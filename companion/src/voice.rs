@@ -2,8 +2,6 @@
 //! the in-tree mock as the language model when no vendor key is configured), and the turn
 //! latency metrics served at `/metrics`.
 
-use std::path::Path;
-
 use anyhow::Context as _;
 use pipeline::{
     config::PipelineConfig,
@@ -22,13 +20,11 @@ pub(crate) struct Voice {
 
 impl Voice {
     pub(crate) async fn start(
+        runtime: &media::RuntimePaths,
         pipeline: &PipelineConfig,
         voice: &gateway::VoiceConfig,
     ) -> anyhow::Result<Self> {
-        // `$COMPANION_DEPS_DIR`, else `.deps` where the service was started (scripts/run
-        // starts it in the repository, where scripts/bootstrap links the files).
-        let paths = media::RuntimePaths::from_env_or(Path::new("."));
-        let vad = media::SileroModel::load(&paths).context("loading the Silero VAD model")?;
+        let vad = media::SileroModel::load(runtime).context("loading the Silero VAD model")?;
 
         let mut pipeline = pipeline.clone();
         let mut mock_llm = None;

@@ -230,3 +230,16 @@ async fn the_gateway_accepts_the_control_planes_tokens_and_refuses_others() {
     sigterm(&child);
     assert!(wait_with_deadline(&mut child, Duration::from_secs(10)).success());
 }
+
+#[test]
+fn a_missing_vad_model_stops_start_up_saying_what_to_install() {
+    let out = companion()
+        .args(["--listen", "127.0.0.1:0"])
+        .env("COMPANION__MEDIA__MODEL", "/nonexistent/silero_vad.onnx")
+        .output()
+        .expect("run companion");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/silero_vad.onnx"), "{stderr}");
+    assert!(stderr.contains("scripts/bootstrap"), "{stderr}");
+}

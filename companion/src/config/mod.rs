@@ -33,6 +33,8 @@ pub struct Config {
     pub gateway: gateway::Config,
     /// The control plane.
     pub control_plane: control_plane::Config,
+    /// Native files the voice activity detector loads (installed by `scripts/bootstrap`).
+    pub media: media::RuntimePaths,
     /// Speech and language providers, their failover order and circuit breaker.
     pub pipeline: pipeline::config::PipelineConfig,
     /// How a gateway bridges each call to its voice session: persona, turn detection, VAD,
