@@ -38,6 +38,11 @@ impl<P: ?Sized> Stage<P> {
         })
     }
 
+    /// Provider names in order; `name` reads one (each stage's trait has its own `name`).
+    pub(crate) fn names(&self, name: impl Fn(&P) -> &str) -> Vec<String> {
+        self.providers.iter().map(|p| name(p).to_owned()).collect()
+    }
+
     pub(crate) fn states(&self) -> Vec<ProviderState> {
         let now = now();
         self.with_policy(|p| (0..p.len()).filter_map(|i| p.state(i, now)).collect())
@@ -83,11 +88,7 @@ impl FailoverLlm {
 
     /// Provider names in order.
     pub fn provider_names(&self) -> Vec<String> {
-        self.stage
-            .providers
-            .iter()
-            .map(|p| p.name().to_owned())
-            .collect()
+        self.stage.names(|p| p.name())
     }
 
     /// Each provider's state now, in order (for readiness and metrics).

@@ -44,11 +44,7 @@ impl FailoverStt {
 
     /// Provider names in order.
     pub fn provider_names(&self) -> Vec<String> {
-        self.stage
-            .providers
-            .iter()
-            .map(|p| p.name().to_owned())
-            .collect()
+        self.stage.names(|p| p.name())
     }
 
     /// Each provider's state now, in order.
