@@ -2,11 +2,14 @@
 //! the in-tree mock as the language model when no vendor key is configured), and the turn
 //! latency metrics served at `/metrics`.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use pipeline::{
     config::PipelineConfig,
     latency::LatencyMetrics,
     mock::{MockConfig, MockServer},
+    session::Providers,
 };
 
 /// The voice side of a gateway node, ready to install on it.
@@ -26,9 +29,9 @@ impl Voice {
     ) -> anyhow::Result<Self> {
         let vad = media::SileroModel::load(runtime).context("loading the Silero VAD model")?;
 
-        let mut pipeline = pipeline.clone();
         let mut mock_llm = None;
-        let llm = pipeline::failover::build_llm(&pipeline).context("building the LLM providers")?;
+        let mut llm =
+            pipeline::failover::build_llm(pipeline).context("building the LLM providers")?;
         if llm.provider_states().is_empty() {
             let mock = MockServer::start(MockConfig::default())
                 .await
@@ -38,18 +41,26 @@ impl Voice {
                 "no LLM provider has an API key: the companion answers with the in-tree mock \
                  provider (set OPENAI_API_KEY, ANTHROPIC_API_KEY or GROQ_API_KEY for a real model)"
             );
-            pipeline.llm = mock.pipeline_config().llm;
-            pipeline.llm.order = vec!["openai".to_owned()];
+            let mut with_mock = PipelineConfig {
+                llm: mock.pipeline_config().llm,
+                ..pipeline.clone()
+            };
+            with_mock.llm.order = vec!["openai".to_owned()];
+            llm = pipeline::failover::build_llm(&with_mock).context("building the mock LLM")?;
             mock_llm = Some(mock);
         }
+        let providers = Providers {
+            stt: Arc::new(pipeline::failover::build_stt(pipeline).context("building STT")?),
+            llm: Arc::new(llm),
+            tts: Arc::new(pipeline::failover::build_tts(pipeline).context("building TTS")?),
+        };
 
         let metrics = LatencyMetrics::new();
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
-        let sessions =
-            gateway::VoiceSessionFactory::from_pipeline_config(voice.clone(), &pipeline, vad)
-                .context("starting the voice pipeline")?
-                .with_metrics(metrics);
+        let sessions = gateway::VoiceSessionFactory::new(voice.clone(), providers, vad)
+            .context("starting the voice pipeline")?
+            .with_metrics(metrics);
         Ok(Self {
             sessions,
             metrics: registry,
