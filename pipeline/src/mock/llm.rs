@@ -46,26 +46,34 @@ pub(crate) fn error_response(vendor: Vendor, status: u16, message: &str) -> Resp
     (status, Json(body)).into_response()
 }
 
-/// Applies a fault that happens before any response body. `Some` is the response to send.
+/// Picks this request's fault (the `x-mock-fault` header, then the model name, then the
+/// server's setting) and applies it if it happens before any response body: `Err` is the
+/// response to send, `Ok` the fault left for the body to act on.
 pub(crate) async fn pre_body_fault(
     state: &MockState,
-    fault: Fault,
+    headers: &HeaderMap,
+    model: Option<&str>,
     vendor: Vendor,
-) -> Option<Response> {
+) -> Result<Fault, Response> {
+    let fault = fault::select(
+        header_str(headers, "x-mock-fault"),
+        model,
+        state.server_fault(),
+    );
     match fault {
-        Fault::Status(code) => Some(error_response(vendor, code, "mock: injected failure")),
+        Fault::Status(code) => Err(error_response(vendor, code, "mock: injected failure")),
         Fault::RateLimited { retry_after_secs } => {
             let mut r = error_response(vendor, 429, "mock: rate limited");
             if let Ok(v) = retry_after_secs.to_string().parse() {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            Some(r)
+            Err(r)
         }
         Fault::Hang => {
             tokio::time::sleep(fault::ms(state.config.hang_ms)).await;
-            Some(error_response(vendor, 504, "mock: hung request gave up"))
+            Err(error_response(vendor, 504, "mock: hung request gave up"))
         }
-        _ => None,
+        other => Ok(other),
     }
 }
 
@@ -209,14 +217,10 @@ pub(crate) async fn chat_completions(
         return r;
     }
     let model = body["model"].as_str().unwrap_or("mock").to_owned();
-    let fault = fault::select(
-        header_str(&headers, "x-mock-fault"),
-        Some(&model),
-        state.server_fault(),
-    );
-    if let Some(r) = pre_body_fault(&state, fault, Vendor::OpenAi).await {
-        return r;
-    }
+    let fault = match pre_body_fault(&state, &headers, Some(&model), Vendor::OpenAi).await {
+        Ok(fault) => fault,
+        Err(response) => return response,
+    };
     let Some(messages) = body["messages"].as_array().filter(|m| !m.is_empty()) else {
         return error_response(Vendor::OpenAi, 400, "'messages' must be a non-empty array");
     };
@@ -283,14 +287,10 @@ pub(crate) async fn anthropic_messages(
         );
     }
     let model = body["model"].as_str().unwrap_or("mock").to_owned();
-    let fault = fault::select(
-        header_str(&headers, "x-mock-fault"),
-        Some(&model),
-        state.server_fault(),
-    );
-    if let Some(r) = pre_body_fault(&state, fault, Vendor::Anthropic).await {
-        return r;
-    }
+    let fault = match pre_body_fault(&state, &headers, Some(&model), Vendor::Anthropic).await {
+        Ok(fault) => fault,
+        Err(response) => return response,
+    };
     let Some(messages) = body["messages"].as_array().filter(|m| !m.is_empty()) else {
         return error_response(Vendor::Anthropic, 400, "messages: field required");
     };

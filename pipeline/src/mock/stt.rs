@@ -73,13 +73,9 @@ pub(crate) async fn transcriptions(
     let Some(model) = model else {
         return error_response(Vendor::OpenAi, 400, "'model' is required");
     };
-    let fault = fault::select(
-        header_str(&headers, "x-mock-fault"),
-        Some(&model),
-        state.server_fault(),
-    );
-    if let Some(r) = pre_body_fault(&state, fault, Vendor::OpenAi).await {
-        return r;
+    // A batch transcription has no body to cut, so only faults before the body apply.
+    if let Err(response) = pre_body_fault(&state, &headers, Some(&model), Vendor::OpenAi).await {
+        return response;
     }
     let Some((_rate, pcm)) = fields.get("file").and_then(|f| parse_wav(f)) else {
         return error_response(Vendor::OpenAi, 400, "'file' must be a mono 16-bit PCM WAV");
@@ -111,14 +107,17 @@ pub(crate) async fn deepgram_listen(
     let Some(rate) = query.get("sample_rate").and_then(|r| r.parse::<u32>().ok()) else {
         return error_response(Vendor::OpenAi, 400, "sample_rate is required for linear16");
     };
-    let fault = fault::select(
-        header_str(&headers, "x-mock-fault"),
+    let fault = match pre_body_fault(
+        &state,
+        &headers,
         query.get("model").map(String::as_str),
-        state.server_fault(),
-    );
-    if let Some(r) = pre_body_fault(&state, fault, Vendor::OpenAi).await {
-        return r;
-    }
+        Vendor::OpenAi,
+    )
+    .await
+    {
+        Ok(fault) => fault,
+        Err(response) => return response,
+    };
     let transcript = header_str(&headers, "x-mock-transcript")
         .unwrap_or(&state.config.transcript)
         .to_owned();

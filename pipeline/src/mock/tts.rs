@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::fault::{self, Fault};
-use super::llm::{Vendor, check_auth, error_response, header_str, pre_body_fault};
+use super::llm::{Vendor, check_auth, error_response, pre_body_fault};
 use super::paced::{self, Paced};
 use super::voice::{SECONDS_PER_CHAR, synthesize};
 use super::{Endpoint, MockState};
@@ -76,14 +76,10 @@ pub(crate) async fn openai_speech(
         return r;
     }
     let model = body["model"].as_str().unwrap_or("mock").to_owned();
-    let fault = fault::select(
-        header_str(&headers, "x-mock-fault"),
-        Some(&model),
-        state.server_fault(),
-    );
-    if let Some(r) = pre_body_fault(&state, fault, Vendor::OpenAi).await {
-        return r;
-    }
+    let fault = match pre_body_fault(&state, &headers, Some(&model), Vendor::OpenAi).await {
+        Ok(fault) => fault,
+        Err(response) => return response,
+    };
     let Some(text) = body["input"].as_str().filter(|t| !t.trim().is_empty()) else {
         return error_response(Vendor::OpenAi, 400, "'input' is required");
     };
@@ -139,14 +135,10 @@ pub(crate) async fn elevenlabs_stream(
         .as_str()
         .unwrap_or("eleven_mock")
         .to_owned();
-    let fault = fault::select(
-        header_str(&headers, "x-mock-fault"),
-        Some(&model),
-        state.server_fault(),
-    );
-    if let Some(r) = pre_body_fault(&state, fault, Vendor::ElevenLabs).await {
-        return r;
-    }
+    let fault = match pre_body_fault(&state, &headers, Some(&model), Vendor::ElevenLabs).await {
+        Ok(fault) => fault,
+        Err(response) => return response,
+    };
     let format = query
         .get("output_format")
         .map_or("mp3_44100_128", String::as_str);
