@@ -20,8 +20,10 @@ pub use config::{Config, Mode};
 pub use shutdown::Signals;
 
 /// Builds every plane `config.server.mode` asks for, binds the listener, calls `on_listening`
-/// with the URL people should open, and serves until `shutdown` completes. Connections still
-/// open then get `server.shutdown_grace_secs` to finish.
+/// with the URL people should open, and serves until `shutdown` completes. A gateway then
+/// drains first (`gateway.drain_deadline_secs`: no new calls, live calls go on, then each is
+/// said goodbye to and hung up) while HTTP still serves; connections still open after that
+/// get `server.shutdown_grace_secs` to finish.
 pub async fn run(
     config: Config,
     on_listening: impl FnOnce(&str),
@@ -39,14 +41,26 @@ pub async fn run(
         checks.control_plane = Some(node.clone());
         control_plane = Some(node);
     }
+    // Bound before the gateway is built: in mode `all` the gateway reaches this process's
+    // control plane over HTTP at this address, as it would another node's (chat turns, quota).
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding server.listen = {}", config.server.listen))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let mut gateway_config = config.gateway.clone();
+    if control_plane.is_some() && gateway_config.control_plane_url.is_empty() {
+        gateway_config.control_plane_url = format!("http://{}", loopback(bound));
+    }
     let mut gateway = None;
     // Dropped (and so stopped) when `run` returns.
     let mut _key_refresh = None;
     let mut _mock_llm = None;
+    let mut quic = None;
     if mode.runs_gateway() {
         let voice = voice::Voice::start(&config.media, &config.pipeline, &config.voice).await?;
-        let mut node =
-            gateway::Gateway::new(config.gateway.clone()).with_call_handler(voice.sessions);
+        let mut node = gateway::Gateway::new(gateway_config).with_call_handler(voice.sessions);
+        // The same provider chains answer the OpenAI-compatible endpoints.
+        node = node.with_providers(voice.providers);
         checks.metrics = Some(voice.metrics);
         _mock_llm = voice.mock_llm;
         if !config.gateway.dev_tokens {
@@ -60,16 +74,24 @@ pub async fn run(
             .await
             .context("starting the gateway's WebRTC endpoint")?;
         tracing::info!(?media, "WebRTC media sockets bound");
+        // QUIC + WebTransport chat on its own UDP port (gateway.quic, on by default).
+        quic = node
+            .start_quic()
+            .await
+            .context("starting the gateway's QUIC endpoint")?;
+        if let Some(quic) = &quic {
+            tracing::info!(
+                udp = %quic.local_addr(),
+                "QUIC (ALPN companion/1) and WebTransport chat enabled (gateway.quic.enabled); \
+                 certificate hash at /v1/webtransport/cert-hash"
+            );
+        }
         app = app.merge(node.router());
         checks.gateway = Some(node.clone());
         gateway = Some(node);
     }
     let app = app.merge(health::router(checks));
 
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("binding server.listen = {}", config.server.listen))?;
-    let bound = listener.local_addr().context("reading the bound address")?;
     let url = match config.server.public_url.as_str() {
         "" => format!("http://{bound}/"),
         url => url.to_owned(),
@@ -78,9 +100,23 @@ pub async fn run(
     on_listening(&url);
 
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let drain_deadline = Duration::from_secs(config.gateway.drain_deadline_secs);
+    let draining = gateway.clone();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
+        // QUIC chat drains alongside the calls, to the same deadline.
+        let quic = quic.map(|quic| tokio::spawn(async move { quic.drain(drain_deadline).await }));
+        // Drain while HTTP still serves: callers hang up and trickle over it, new calls get
+        // 503 `draining` and `/readyz` tells the load balancer to stop sending traffic.
+        if let Some(gateway) = draining {
+            let report = gateway.drain(drain_deadline).await;
+            tracing::info!(?report, "gateway drained");
+        }
+        if let Some(quic) = quic {
+            let connections = quic.await.unwrap_or(0);
+            tracing::info!(connections, "QUIC endpoint drained");
+        }
         tracing::info!(
             grace_secs = grace.as_secs(),
             "shutting down: no new connections"
@@ -155,6 +191,19 @@ async fn token_verifier(
         .clone()
         .keep_fresh(load, interval, Duration::from_secs(2));
     (verifier, refresh)
+}
+
+/// Where this process can reach its own listener: a wildcard bind is reached on loopback.
+fn loopback(bound: std::net::SocketAddr) -> std::net::SocketAddr {
+    match bound.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            (std::net::Ipv4Addr::LOCALHOST, bound.port()).into()
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            (std::net::Ipv6Addr::LOCALHOST, bound.port()).into()
+        }
+        _ => bound,
+    }
 }
 
 /// Aborts a background task when its owner goes away.

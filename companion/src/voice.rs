@@ -15,6 +15,8 @@ use pipeline::{
 /// The voice side of a gateway node, ready to install on it.
 pub(crate) struct Voice {
     pub(crate) sessions: gateway::VoiceSessionFactory,
+    /// The provider chains the sessions use, shared with the gateway's HTTP endpoints.
+    pub(crate) providers: Providers,
     pub(crate) metrics: prometheus_client::registry::Registry,
     /// The in-process mock language model, when no vendor key is configured; it serves while
     /// this is kept.
@@ -58,11 +60,12 @@ impl Voice {
         let metrics = LatencyMetrics::new();
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
-        let sessions = gateway::VoiceSessionFactory::new(voice.clone(), providers, vad)
+        let sessions = gateway::VoiceSessionFactory::new(voice.clone(), providers.clone(), vad)
             .context("starting the voice pipeline")?
             .with_metrics(metrics);
         Ok(Self {
             sessions,
+            providers,
             metrics: registry,
             mock_llm,
         })

@@ -47,6 +47,8 @@ pub struct Config {
     pub stripe: StripeConfig,
     /// Sign-in providers (OAuth2 authorization code + PKCE). Default: none.
     pub oauth_providers: Vec<OAuthProvider>,
+    /// The moderation hook user chat messages pass (blocked terms, link cap).
+    pub moderation: crate::moderation::ModerationConfig,
 }
 
 /// One OAuth2 / OpenID Connect sign-in provider. `google` and `discord` fill in their endpoints
@@ -191,6 +193,7 @@ impl Default for Config {
             llm_url: String::new(),
             stripe: StripeConfig::default(),
             oauth_providers: Vec::new(),
+            moderation: crate::moderation::ModerationConfig::default(),
         }
     }
 }

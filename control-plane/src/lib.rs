@@ -13,6 +13,7 @@ mod config;
 mod db;
 mod error;
 mod health;
+pub mod moderation;
 pub mod openapi;
 mod password;
 pub mod quota;

@@ -17,6 +17,7 @@ use crate::api;
         api::conversations::list_messages, api::conversations::post_message,
         api::companions::list, api::companions::create, api::companions::get_one,
         api::companions::update, api::companions::delete,
+        api::chat::open_turn, api::chat::record_reply, api::chat::get_turn,
     ),
     components(schemas(api::error::ErrorBody, api::error::ErrorDetail)),
     modifiers(&BearerAuth),

@@ -82,6 +82,38 @@ pub struct Config {
     /// Largest data-channel text message accepted from or sent to a caller, in bytes; larger
     /// inbound messages are dropped. Default: `16384`.
     pub max_event_bytes: usize,
+
+    /// Seconds live calls may go on after the node is told to stop (SIGTERM): new calls get
+    /// 503 `draining` and `/readyz` fails at once; callers get `goodbye` with this deadline,
+    /// and at the deadline (or when the last call ends, if sooner) `session_ended` and a
+    /// hang-up. `0` ends every call at once. Default: `30`.
+    pub drain_deadline_secs: u64,
+
+    /// Text chat (`/v1/chat/ws`): origins, heartbeats, limits. See [`crate::ChatConfig`].
+    pub chat: crate::ChatConfig,
+
+    /// OpenAI-compatible endpoints (`/v1/chat/completions`, `/v1/audio/*`): body limits.
+    /// See [`crate::OpenAiConfig`].
+    pub openai: crate::OpenAiConfig,
+
+    /// Chat over QUIC and WebTransport (`gateway.quic.*`): address, certificate, limits.
+    /// See [`crate::quic::QuicConfig`].
+    pub quic: crate::quic::QuicConfig,
+}
+
+/// `gateway.chat` keys as `chat.<key>` (the section's validation names keys relative to it).
+fn chat_key(key: &'static str) -> &'static str {
+    match key {
+        "heartbeat_interval_secs" => "chat.heartbeat_interval_secs",
+        "max_message_bytes" => "chat.max_message_bytes",
+        "max_concurrent_requests" => "chat.max_concurrent_requests",
+        "outbound_queue" => "chat.outbound_queue",
+        "slow_consumer_timeout_ms" => "chat.slow_consumer_timeout_ms",
+        "history_messages" => "chat.history_messages",
+        "control_plane_timeout_secs" => "chat.control_plane_timeout_secs",
+        "allowed_origins" => "chat.allowed_origins",
+        _ => "chat",
+    }
 }
 
 /// One STUN or TURN server, in the shape of the browser's `RTCIceServer`.
@@ -134,6 +166,10 @@ impl Default for Config {
             inbound_audio_queue: 50,
             event_queue: 64,
             max_event_bytes: 16 * 1024,
+            drain_deadline_secs: 30,
+            chat: crate::ChatConfig::default(),
+            openai: crate::OpenAiConfig::default(),
+            quic: crate::quic::QuicConfig::default(),
         }
     }
 }
@@ -183,6 +219,13 @@ impl Config {
         if self.inbound_audio_queue == 0 || self.event_queue == 0 {
             return Err(("inbound_audio_queue", "queue sizes of at least 1"));
         }
+        if self.drain_deadline_secs > 3600 {
+            return Err(("drain_deadline_secs", "0 to 3600 seconds"));
+        }
+        self.chat
+            .validate()
+            .map_err(|(key, expected)| (chat_key(key), expected))?;
+        self.quic.validate()?;
         Ok(())
     }
 }

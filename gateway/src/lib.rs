@@ -11,36 +11,40 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod chat;
 mod config;
+mod demo;
 mod error;
+mod openai;
+pub mod quic;
 mod signaling;
-mod status_page;
 pub mod voice;
 mod webrtc;
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, atomic::Ordering::Relaxed},
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 pub use auth::{AuthError, Caller, CallerVerifier, JwksVerifier, fetch_jwks};
+pub use chat::ChatConfig;
 pub use config::{Config, IceServer};
 pub use error::Error;
+pub use openai::OpenAiConfig;
 pub use webrtc::{
+    drain::DrainReport,
+    endpoint::MediaCensus,
     handle::{CallHandle, CallHandler, CallSender, CallStats, SendError},
     offer::{OfferError, check_offer},
     registry::{
         CallOpError, CallRegistry, CreateError, CreatedCall, EVENTS_CHANNEL, RegistryOutput,
-        RegistrySettings, RegistryStats,
+        RegistrySettings, RegistryStats, RegistryTables,
     },
     trickle::{FragmentError, TrickleFragment, parse_fragment},
-    types::{CallEvent, CallId, CallState, CloseReason, InboundOpus},
+    types::{CallEvent, CallId, CallState, CloseReason, DrainPhase, InboundOpus},
 };
 
 pub use voice::{VoiceConfig, VoiceError, VoiceSessionFactory};
 
-use axum::{Router, routing::get};
-use tokio::sync::OnceCell;
+use axum::Router;
+use tokio::sync::{OnceCell, watch};
 
 use webrtc::endpoint::Endpoint;
 
@@ -55,6 +59,12 @@ struct Inner {
     verifier: Arc<dyn CallerVerifier>,
     handler: Arc<dyn CallHandler>,
     endpoint: OnceCell<Endpoint>,
+    /// The LLM/STT/TTS chains the OpenAI-compatible endpoints use; `None` answers them 503.
+    providers: Option<pipeline::session::Providers>,
+    /// The node's shutdown phase, seen by signaling, readiness and every call.
+    drain: Arc<watch::Sender<DrainPhase>>,
+    /// The QUIC endpoint's address and certificate, once started (`Gateway::start_quic`).
+    quic: std::sync::OnceLock<quic::QuicInfo>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -88,6 +98,9 @@ impl Gateway {
                 verifier,
                 handler: Arc::new(|_call: CallHandle| {}),
                 endpoint: OnceCell::new(),
+                quic: std::sync::OnceLock::new(),
+                providers: None,
+                drain: Arc::new(watch::channel(DrainPhase::Serving).0),
             }),
         }
     }
@@ -105,12 +118,27 @@ impl Gateway {
         self.rebuild(|inner| inner.handler = handler)
     }
 
+    /// Gives the node its provider chains (LLM, STT, TTS), used by the OpenAI-compatible
+    /// endpoints (`/v1/chat/completions`, `/v1/audio/*`). Call before
+    /// [`router`](Self::router).
+    pub fn with_providers(self, providers: pipeline::session::Providers) -> Self {
+        self.rebuild(|inner| inner.providers = Some(providers))
+    }
+
+    /// The provider chains installed with [`with_providers`](Self::with_providers).
+    pub fn providers(&self) -> Option<&pipeline::session::Providers> {
+        self.inner.providers.as_ref()
+    }
+
     fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             config: shared.config.clone(),
             verifier: shared.verifier.clone(),
             handler: shared.handler.clone(),
             endpoint: OnceCell::new(),
+            quic: std::sync::OnceLock::new(),
+            providers: shared.providers.clone(),
+            drain: shared.drain.clone(),
         });
         change(&mut inner);
         Self {
@@ -127,7 +155,10 @@ impl Gateway {
     pub(crate) async fn endpoint(&self) -> Result<&Endpoint, Error> {
         self.inner
             .endpoint
-            .get_or_try_init(|| Endpoint::start(&self.inner.config, self.inner.handler.clone()))
+            .get_or_try_init(|| {
+                let drain = self.inner.drain.subscribe();
+                Endpoint::start(&self.inner.config, self.inner.handler.clone(), drain)
+            })
             .await
     }
 
@@ -159,22 +190,62 @@ impl Gateway {
         self.inner
             .endpoint
             .get()
-            .map_or(0, |e| e.active_calls.load(Relaxed))
+            .map_or(0, |e| *e.active_calls.borrow())
+    }
+
+    /// Drains the node for shutdown: new calls get 503 `draining` (with `Retry-After`) and
+    /// `/readyz` fails at once, while live calls go on. Each call's handler is told
+    /// ([`CallSender::drain_notices`]): the voice bridge sends `goodbye` with the deadline.
+    /// When the last call has ended or `deadline` has passed, whichever is first, handlers
+    /// end their sessions (`session_ended{server_shutdown}`) and hang up; calls still open
+    /// a moment later are hung up by the node. Returns once no call is left. Keep the HTTP
+    /// server running meanwhile: callers still hang up and trickle over it.
+    pub async fn drain(&self, deadline: Duration) -> DrainReport {
+        webrtc::drain::run(self.inner.endpoint.get(), &self.inner.drain, deadline).await
+    }
+
+    /// Where the node is in its shutdown.
+    pub fn drain_phase(&self) -> DrainPhase {
+        *self.inner.drain.borrow()
+    }
+
+    /// How much per-call state the media endpoint holds (`None` before it starts): every
+    /// table is empty once every call has ended.
+    pub async fn media_census(&self) -> Option<MediaCensus> {
+        let endpoint = self.inner.endpoint.get()?;
+        let (reply, census) = tokio::sync::oneshot::channel();
+        let command = webrtc::endpoint::Command::Census { reply };
+        endpoint.commands.send(command).await.ok()?;
+        census.await.ok()
     }
 
     /// The HTTP routes this gateway serves. `/healthz` and `/readyz` are added by the hosting
     /// process, which may host the control plane too.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/", get(status_page::page))
+            .merge(demo::routes(self.inner.config.dev_tokens))
             .merge(signaling::routes(self.clone()))
+            .merge(openai::routes(self.clone()))
+            .merge(chat::routes(
+                self.clone(),
+                self.providers().map(|p| p.llm.clone()),
+            ))
+            .merge(quic::routes(self.clone()))
     }
 
     /// Readiness checks for `/readyz`: one `(name, result)` per dependency. Starts the media
     /// endpoint if nothing has yet, so a node whose UDP port cannot be bound is never ready.
     pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
         let media = self.endpoint().await.map(|_| ()).map_err(|e| e.to_string());
-        vec![("webrtc_udp", media)]
+        // A draining node fails readiness so load balancers stop sending it calls.
+        let accepting = match self.drain_phase() {
+            DrainPhase::Serving => Ok(()),
+            _ => Err(format!(
+                "draining for shutdown: {} calls left",
+                self.active_calls()
+            )),
+        };
+        vec![("webrtc_udp", media), ("accepting_calls", accepting)]
     }
 
     /// The configuration this gateway runs with.

@@ -2,6 +2,7 @@
 
 pub(crate) mod auth;
 mod caller;
+pub(crate) mod chat;
 pub(crate) mod companions;
 pub(crate) mod conversations;
 pub(crate) mod error;
@@ -41,6 +42,15 @@ pub(crate) fn router(app: App) -> Router {
         .route(
             "/api/conversations/{id}/messages",
             get(conversations::list_messages).post(conversations::post_message),
+        )
+        .route("/api/chat/turns", post(chat::open_turn))
+        .route(
+            "/api/conversations/{id}/turns/{turn_id}",
+            get(chat::get_turn),
+        )
+        .route(
+            "/api/conversations/{id}/turns/{turn_id}/reply",
+            post(chat::record_reply),
         )
         .route(
             "/api/companions",

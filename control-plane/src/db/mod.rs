@@ -8,6 +8,7 @@ pub(crate) mod conversations;
 pub(crate) mod oauth;
 pub(crate) mod profiles;
 pub(crate) mod sessions;
+pub(crate) mod turns;
 pub(crate) mod usage;
 
 use std::ops::{Deref, DerefMut};

@@ -13,12 +13,19 @@ use crate::webrtc::{
     trickle::FragmentError,
 };
 
+/// `Retry-After` of a call refused while draining. Short: the retry is meant for another node
+/// (the balancer stops routing here once `/readyz` fails), and one that lands here again
+/// just gets another 503.
+const DRAINING_RETRY_AFTER_SECS: u64 = 1;
+
 /// An error answer.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header, if any.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +34,20 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The node is draining for shutdown: try again (the load balancer sends the retry to
+    /// another node once this one fails `/readyz`).
+    pub(crate) fn draining() -> Self {
+        Self {
+            retry_after: Some(DRAINING_RETRY_AFTER_SECS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                "this gateway is shutting down and takes no new calls; retry on another node",
+            )
         }
     }
 
@@ -43,6 +64,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -66,6 +92,7 @@ impl From<CreateError> for ApiError {
             CreateError::TooManyCalls { .. } => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message)
             }
+            CreateError::Draining => Self::draining(),
             _ => Self::new(StatusCode::SERVICE_UNAVAILABLE, "node_full", message),
         }
     }

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 pub(crate) use error::ApiError;
 
 use crate::{
-    Gateway,
+    DrainPhase, Gateway,
     auth::{AuthError, Caller},
     webrtc::{
         endpoint::{Command, Endpoint},
@@ -57,6 +57,9 @@ async fn create_call(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    if gateway.drain_phase() != DrainPhase::Serving {
+        return Err(ApiError::draining());
+    }
     let caller = authenticate(&gateway, &headers)?;
     require_content_type(&headers, SDP)?;
     let offer = body_text(body)?;

@@ -6,13 +6,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pipeline::session::{SessionHandle, SessionOutput, spawn_session};
+use pipeline::session::{SessionControl, SessionHandle, SessionOutput, spawn_session};
 use protocol::{
     ServerEvent,
-    control::{ErrorCode, ErrorEvent},
+    control::{ErrorCode, ErrorEvent, Goodbye, GoodbyeReason},
     voice::{AudioCodec, AudioFormat, EndReason, SessionEnded, SessionStarted},
 };
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc::error::TrySendError, watch};
 
 use super::{
     Shared, VoiceError,
@@ -20,18 +20,18 @@ use super::{
     inbound::Inbound,
     outbound::Packetizer,
 };
-use crate::{CallHandle, CallSender, CloseReason, SendError};
+use crate::{CallHandle, CallSender, CloseReason, DrainPhase, SendError};
 
 /// The playout clock of the caller's audio.
 const TICK: Duration = Duration::from_millis(20);
-/// How long a `session_started` may go unconfirmed before it is sent again. The gateway drops
-/// messages written before the caller's `events` channel has opened, and the call handle does
-/// not say when it opens; the endpoint counts delivered messages, so the bridge resends until
-/// the count moves.
-const ANNOUNCE_RETRY_TICKS: u32 = 5;
-/// Events held while `session_started` is not yet delivered; older ones beyond this are
-/// dropped (a caller whose channel never opens must not grow memory).
+/// Events held until the caller's `events` channel opens and `session_started` is sent;
+/// older ones beyond this are dropped (a caller whose channel never opens must not grow
+/// memory).
 const MAX_HELD_EVENTS: usize = 64;
+/// Longest `goodbye.reconnectAfterMs`: each caller of a draining node gets a random wait up
+/// to this (or up to half the drain deadline, if shorter), so they do not all land on the
+/// other nodes in the same instant.
+const MAX_RECONNECT_SPREAD_MS: u64 = 5_000;
 
 const OPUS_48K_MONO: AudioFormat = AudioFormat {
     codec: AudioCodec::Opus,
@@ -57,11 +57,11 @@ pub(super) async fn run(shared: &Shared, call: CallHandle) -> bool {
         session_id: id.to_string(),
         sender,
         batcher: VisemeBatcher::new(u32::from(shared.config.viseme_batch_ms / 20)),
-        announced: Announce::Waiting,
+        announced: false,
         held: VecDeque::new(),
         turn_id: 0,
-        suppressed_turn: None,
         frames_dropped: 0,
+        controls_dropped: 0,
     };
     bridge.run(started, audio, messages, &user).await;
     true
@@ -90,27 +90,18 @@ fn start(shared: &Shared) -> Result<Started, VoiceError> {
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Announce {
-    /// The call has not connected yet.
-    Waiting,
-    /// `session_started` went out this many ticks ago, not yet counted as delivered.
-    Sent(u32),
-    /// The caller has it; events flow.
-    Delivered,
-}
-
 struct Bridge {
     session_id: String,
     sender: CallSender,
     batcher: VisemeBatcher,
-    announced: Announce,
+    /// `session_started` went out on the open `events` channel; events flow.
+    announced: bool,
     held: VecDeque<ServerEvent>,
     /// The turn the session is answering (from its events), for viseme batches.
     turn_id: u64,
-    /// A turn the caller interrupted: its remaining audio and visemes are not sent.
-    suppressed_turn: Option<u64>,
     frames_dropped: u64,
+    /// Client controls not handed to the session because its control queue was full.
+    controls_dropped: u64,
 }
 
 /// Why the loop stopped.
@@ -121,6 +112,8 @@ enum Ending {
     HungUp,
     /// The session task ended on its own (it failed).
     SessionGone,
+    /// The node is shutting down and its drain deadline has passed.
+    Shutdown,
 }
 
 impl Bridge {
@@ -138,6 +131,7 @@ impl Bridge {
         } = started;
         let SessionHandle {
             input,
+            control,
             mut output,
             done,
         } = session;
@@ -147,17 +141,32 @@ impl Bridge {
         let sender = self.sender.clone();
         let closed = sender.closed();
         tokio::pin!(closed);
+        // A call answered just before a drain began still gets its `goodbye`.
+        let mut notices = sender.drain_notices();
+        let phase = *notices.borrow_and_update();
+        // `None` once the gateway is gone (no more phases can come).
+        let mut drain = Some(notices);
+        let mut shutting_down = self.on_drain_phase(phase).await;
 
         let ending = loop {
+            if shutting_down {
+                break Ending::Shutdown;
+            }
             tokio::select! {
                 biased;
                 reason = &mut closed => break Ending::Closed(reason),
+                opened = sender.events_opened(), if !self.announced => match opened {
+                    Ok(()) => self.announce().await,
+                    Err(reason) => break Ending::Closed(reason),
+                },
+                Some(phase) = next_phase(&mut drain) => {
+                    shutting_down = self.on_drain_phase(phase).await;
+                }
                 out = output.recv() => match out {
                     Some(out) => self.on_output(out, &mut packetizer).await,
                     None => break Ending::SessionGone,
                 },
                 _ = tick.tick() => {
-                    self.announce().await;
                     if let Some(frame) = inbound.next_frame() {
                         match input.try_send(frame) {
                             Ok(()) => {}
@@ -174,10 +183,13 @@ impl Bridge {
                 text = messages.recv() => match text {
                     Some(text) => match client_message(&text, &self.session_id) {
                         Control::HangUp => break Ending::HungUp,
-                        Control::Interrupt => {
-                            self.suppressed_turn = Some(self.turn_id);
-                            self.batcher.clear();
-                        }
+                        // The session stops its answer as a barge-in would and reports
+                        // `interrupted` with what the caller heard.
+                        Control::Interrupt => match control.try_send(SessionControl::Interrupt) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(_)) => self.controls_dropped += 1,
+                            Err(TrySendError::Closed(_)) => break Ending::SessionGone,
+                        },
                         Control::Mute(muted) => inbound.set_muted(muted),
                         Control::Reply(event) => self.send_event(event).await,
                         Control::Ignore => {}
@@ -192,7 +204,7 @@ impl Bridge {
             | Ending::Closed(CloseReason::CallerHungUp | CloseReason::ServerHungUp) => {
                 EndReason::HangUp
             }
-            Ending::Closed(CloseReason::Shutdown) => EndReason::ServerShutdown,
+            Ending::Shutdown | Ending::Closed(CloseReason::Shutdown) => EndReason::ServerShutdown,
             Ending::Closed(_) => EndReason::TransportClosed,
             Ending::SessionGone => EndReason::Error,
         };
@@ -220,6 +232,7 @@ impl Bridge {
         // The session ends once its input is closed; dropping the output too frees it if it
         // is blocked handing us a frame.
         drop(input);
+        drop(control);
         drop(output);
         let history = done.await.map(|h| h.len()).unwrap_or_else(|error| {
             tracing::warn!(call = %self.sender.id(), %error, "voice session task failed");
@@ -242,45 +255,52 @@ impl Bridge {
             concealed = decoder.concealed,
             malformed = inbound.malformed(),
             frames_dropped = self.frames_dropped,
+            controls_dropped = self.controls_dropped,
             "voice session ended"
         );
     }
 
-    /// Sends `session_started` once the call is connected, again until it is delivered;
-    /// then releases the events held meanwhile.
+    /// Sends `session_started` (the caller's `events` channel has just opened), then the
+    /// events held meanwhile.
     async fn announce(&mut self) {
-        match self.announced {
-            Announce::Delivered => {}
-            Announce::Waiting if self.sender.state() != crate::CallState::Connected => {}
-            Announce::Sent(_) if self.sender.stats().messages_out > 0 => {
-                self.announced = Announce::Delivered;
-                while let Some(event) = self.held.pop_front() {
-                    self.send_now(&event).await;
-                }
+        let started = ServerEvent::SessionStarted(SessionStarted {
+            session_id: self.session_id.clone(),
+            conversation_id: self.session_id.clone(),
+            input_audio: OPUS_48K_MONO,
+            output_audio: OPUS_48K_MONO,
+            visemes: true,
+        });
+        self.send_now(&started).await;
+        self.announced = true;
+        while let Some(event) = self.held.pop_front() {
+            self.send_now(&event).await;
+        }
+    }
+
+    /// Acts on the node's drain phase: says `goodbye` when the node starts draining;
+    /// `true` once the session must end (the deadline has passed).
+    async fn on_drain_phase(&mut self, phase: DrainPhase) -> bool {
+        match phase {
+            DrainPhase::Serving => false,
+            DrainPhase::Draining { deadline } => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let deadline_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+                let spread = (deadline_ms / 2).clamp(1, MAX_RECONNECT_SPREAD_MS);
+                self.send_event(ServerEvent::Goodbye(Goodbye {
+                    reason: GoodbyeReason::Draining,
+                    deadline_ms,
+                    reconnect_after_ms: Some(random_below(spread)),
+                }))
+                .await;
+                false
             }
-            Announce::Sent(ticks) if ticks < ANNOUNCE_RETRY_TICKS => {
-                self.announced = Announce::Sent(ticks + 1);
-            }
-            Announce::Waiting | Announce::Sent(_) => {
-                let started = ServerEvent::SessionStarted(SessionStarted {
-                    session_id: self.session_id.clone(),
-                    conversation_id: self.session_id.clone(),
-                    input_audio: OPUS_48K_MONO,
-                    output_audio: OPUS_48K_MONO,
-                    visemes: true,
-                });
-                self.send_now(&started).await;
-                self.announced = Announce::Sent(0);
-            }
+            DrainPhase::Closing => true,
         }
     }
 
     async fn on_output(&mut self, out: SessionOutput, packetizer: &mut Packetizer) {
         match out {
             SessionOutput::Audio(frame) => {
-                if self.suppressed_turn == Some(self.turn_id) {
-                    return;
-                }
                 let payload = match packetizer.encode(&frame) {
                     Ok(payload) => payload,
                     Err(error) => {
@@ -296,9 +316,6 @@ impl Bridge {
                 }
             }
             SessionOutput::Viseme(viseme) => {
-                if self.suppressed_turn == Some(self.turn_id) {
-                    return;
-                }
                 if let Some(visemes) = self.batcher.push(self.turn_id, viseme) {
                     self.send_event(visemes).await;
                 }
@@ -310,15 +327,24 @@ impl Bridge {
                 if let ServerEvent::AudioStarted(a) = &event {
                     self.turn_id = a.turn_id;
                 }
+                // The reply's audio is over (played out or cut): its last mouth shapes go
+                // now, before the event, not with the next turn's.
+                if matches!(
+                    event,
+                    ServerEvent::AudioEnded(_) | ServerEvent::Interrupted(_)
+                ) && let Some(visemes) = self.batcher.flush()
+                {
+                    self.send_event(visemes).await;
+                }
                 self.send_event(event).await;
             }
             _ => {}
         }
     }
 
-    /// Sends `event` now, or holds it until `session_started` is delivered.
+    /// Sends `event` now, or holds it until `session_started` is sent.
     async fn send_event(&mut self, event: ServerEvent) {
-        if self.announced == Announce::Delivered {
+        if self.announced {
             self.send_now(&event).await;
             return;
         }
@@ -340,4 +366,27 @@ impl Bridge {
             }
         }
     }
+}
+
+/// The node's drain phase when it next changes; `None` (and no more notices) once the
+/// gateway is gone.
+async fn next_phase(drain: &mut Option<watch::Receiver<DrainPhase>>) -> Option<DrainPhase> {
+    let Some(notices) = drain else {
+        return std::future::pending().await;
+    };
+    if notices.changed().await.is_ok() {
+        return Some(*notices.borrow_and_update());
+    }
+    *drain = None;
+    None
+}
+
+/// A random number in `0..bound` (`bound` > 0), good enough to spread reconnects.
+fn random_below(bound: u64) -> u64 {
+    let mut b = [0u8; 8];
+    // Without OS randomness every caller waits the full spread: slower, never wrong.
+    if getrandom::fill(&mut b).is_err() {
+        return bound.saturating_sub(1);
+    }
+    u64::from_le_bytes(b) % bound.max(1)
 }

@@ -118,12 +118,6 @@ impl VisemeBatcher {
             frames: std::mem::take(&mut self.frames),
         }))
     }
-
-    /// Drops what is pending (the reply was interrupted).
-    pub(crate) fn clear(&mut self) {
-        self.frames.clear();
-        self.audio_frames_waited = 0;
-    }
 }
 
 #[cfg(test)]
@@ -190,7 +184,7 @@ mod tests {
             panic!("a new turn flushes the old one");
         };
         assert_eq!((previous.turn_id, previous.frames.len()), (1, 1));
-        b.clear();
+        assert!(b.flush().is_some_and(|e| e.type_name() == "visemes"));
         assert!(b.flush().is_none());
     }
 }

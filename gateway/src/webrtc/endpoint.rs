@@ -6,10 +6,7 @@ use std::{
     collections::HashMap,
     io,
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering::Relaxed},
-    },
+    sync::{Arc, atomic::Ordering::Relaxed},
     task::{Context, Poll},
     time::Duration,
 };
@@ -26,9 +23,10 @@ use super::{
     handle::{CallCounters, CallHandle, CallHandler, CallSender},
     registry::{
         CallOpError, CallRegistry, CreateError, CreatedCall, RegistryOutput, RegistrySettings,
+        RegistryTables,
     },
     trickle::TrickleFragment,
-    types::{CallEvent, CallId, CallState, CloseReason},
+    types::{CallEvent, CallId, CallState, CloseReason, DrainPhase},
 };
 use crate::{Config, Error, auth::Caller};
 
@@ -65,6 +63,20 @@ pub(crate) enum Command {
     HangUpAll {
         reply: oneshot::Sender<usize>,
     },
+    /// How much per-call state the endpoint holds (leak checks).
+    Census {
+        reply: oneshot::Sender<MediaCensus>,
+    },
+}
+
+/// How much per-call state a node's media endpoint holds right now: every table should be
+/// empty once every call has ended (what the leak checks assert).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaCensus {
+    /// The call registry's own tables.
+    pub registry: RegistryTables,
+    /// Calls whose channels (audio, messages, state) the endpoint still feeds.
+    pub call_channels: usize,
 }
 
 /// Commands queued before senders wait.
@@ -77,7 +89,8 @@ const MAX_DATAGRAM: usize = 2048;
 pub(crate) struct Endpoint {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) advertised: Vec<SocketAddr>,
-    pub(crate) active_calls: Arc<AtomicUsize>,
+    /// Calls live on the node, updated by the driver as they come and go.
+    pub(crate) active_calls: watch::Receiver<usize>,
 }
 
 impl Endpoint {
@@ -85,6 +98,7 @@ impl Endpoint {
     pub(crate) async fn start(
         config: &Config,
         handler: Arc<dyn CallHandler>,
+        drain: watch::Receiver<DrainPhase>,
     ) -> Result<Self, Error> {
         let mut sockets = Vec::new();
         let mut advertised = Vec::new();
@@ -110,7 +124,7 @@ impl Endpoint {
             max_event_bytes: config.max_event_bytes,
         };
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let active_calls = Arc::new(AtomicUsize::new(0));
+        let (active_tx, active_calls) = watch::channel(0);
         let driver = Driver {
             registry: CallRegistry::new(settings, advertised.clone()),
             sockets,
@@ -119,7 +133,8 @@ impl Endpoint {
             calls: HashMap::new(),
             audio_queue: config.inbound_audio_queue,
             message_queue: config.event_queue,
-            active_calls: active_calls.clone(),
+            active_calls: active_tx,
+            drain,
             send_failures: 0,
         };
         tokio::spawn(driver.run(rx));
@@ -136,6 +151,7 @@ struct CallChannels {
     audio: mpsc::Sender<super::types::InboundOpus>,
     messages: mpsc::Sender<String>,
     state: watch::Sender<CallState>,
+    events_open: watch::Sender<bool>,
     counters: Arc<CallCounters>,
 }
 
@@ -148,7 +164,9 @@ struct Driver {
     calls: HashMap<CallId, CallChannels>,
     audio_queue: usize,
     message_queue: usize,
-    active_calls: Arc<AtomicUsize>,
+    active_calls: watch::Sender<usize>,
+    /// Handed to every call's sender.
+    drain: watch::Receiver<DrainPhase>,
     send_failures: u64,
 }
 
@@ -210,6 +228,12 @@ impl Driver {
                 offer,
                 reply,
             } => {
+                // Signaling checks too; this closes the race with an offer already queued
+                // when the drain began.
+                if *self.drain.borrow() != DrainPhase::Serving {
+                    let _ = reply.send(Err(CreateError::Draining));
+                    return;
+                }
                 let result = self.registry.create_call(
                     now,
                     &caller.user_id,
@@ -266,6 +290,12 @@ impl Driver {
                 self.registry.close_all(now);
                 let _ = reply.send(live);
             }
+            Command::Census { reply } => {
+                let _ = reply.send(MediaCensus {
+                    registry: self.registry.tables(),
+                    call_channels: self.calls.len(),
+                });
+            }
             Command::Message { id, text } => match self.registry.send_text(now, id, &text) {
                 Ok(()) => {
                     if let Some(ch) = self.calls.get(&id) {
@@ -281,6 +311,7 @@ impl Driver {
         let (audio_tx, audio_rx) = mpsc::channel(self.audio_queue);
         let (messages_tx, messages_rx) = mpsc::channel(self.message_queue);
         let (state_tx, state_rx) = watch::channel(CallState::Connecting);
+        let (events_tx, events_rx) = watch::channel(false);
         let counters = Arc::new(CallCounters::default());
         self.calls.insert(
             id,
@@ -288,10 +319,11 @@ impl Driver {
                 audio: audio_tx,
                 messages: messages_tx,
                 state: state_tx,
+                events_open: events_tx,
                 counters: counters.clone(),
             },
         );
-        self.active_calls.store(self.calls.len(), Relaxed);
+        self.active_calls.send_replace(self.calls.len());
         let Some(commands) = self.commands.upgrade() else {
             return;
         };
@@ -304,6 +336,8 @@ impl Driver {
                 id,
                 commands,
                 state: state_rx,
+                events_open: events_rx,
+                drain: self.drain.clone(),
                 counters,
             },
         });
@@ -352,7 +386,14 @@ impl Driver {
                     ch.counters.audio_dropped_in.fetch_add(1, Relaxed);
                 }
             }
-            CallEvent::EventsOpen => tracing::debug!(call = %id, "events channel open"),
+            CallEvent::EventsOpen => {
+                tracing::debug!(call = %id, "events channel open");
+                ch.events_open.send_replace(true);
+            }
+            CallEvent::EventsClosed => {
+                tracing::debug!(call = %id, "events channel closed");
+                ch.events_open.send_replace(false);
+            }
             CallEvent::Text(text) => {
                 ch.counters.messages_in.fetch_add(1, Relaxed);
                 if let Err(mpsc::error::TrySendError::Full(_)) = ch.messages.try_send(text) {
@@ -363,7 +404,7 @@ impl Driver {
                 if let Some(ch) = self.calls.remove(&id) {
                     ch.state.send_replace(CallState::Closed(reason));
                 }
-                self.active_calls.store(self.calls.len(), Relaxed);
+                self.active_calls.send_replace(self.calls.len());
             }
         }
     }

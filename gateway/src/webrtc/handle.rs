@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{
     endpoint::Command,
-    types::{CallId, CallState, CloseReason, InboundOpus},
+    types::{CallId, CallState, CloseReason, DrainPhase, InboundOpus},
 };
 use crate::auth::Caller;
 
@@ -146,6 +146,10 @@ pub struct CallSender {
     pub(crate) id: CallId,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) state: watch::Receiver<CallState>,
+    /// Whether the caller's `events` data channel is open now.
+    pub(crate) events_open: watch::Receiver<bool>,
+    /// The node's shutdown phase (one channel for the whole node).
+    pub(crate) drain: watch::Receiver<DrainPhase>,
     pub(crate) counters: Arc<CallCounters>,
 }
 
@@ -169,7 +173,8 @@ impl CallSender {
     }
 
     /// Sends a text message on the `events` data channel. Messages sent before the caller's
-    /// channel opens, or larger than `gateway.max_event_bytes`, are dropped (logged).
+    /// channel opens (see [`events_opened`](Self::events_opened)), or larger than
+    /// `gateway.max_event_bytes`, are dropped (logged).
     pub async fn send_message(&self, text: impl Into<String>) -> Result<(), SendError> {
         self.ensure_open()?;
         self.command(Command::Message {
@@ -207,6 +212,37 @@ impl CallSender {
             Ok(CallState::Closed(reason)) => Err(reason),
             Ok(CallState::Connecting) | Err(_) => Err(CloseReason::Shutdown),
         }
+    }
+
+    /// Whether the caller's `events` data channel is open now: messages sent while it is not
+    /// are dropped.
+    pub fn events_open(&self) -> bool {
+        *self.events_open.borrow()
+    }
+
+    /// Waits until the caller's `events` data channel is open (at once if it is); `Err` with
+    /// the reason if the call closes first.
+    pub async fn events_opened(&self) -> Result<(), CloseReason> {
+        let mut open = self.events_open.clone();
+        let opened = tokio::select! {
+            biased;
+            // (The guard `wait_for` returns must not live across an await.)
+            opened = open.wait_for(|open| *open) => opened.is_ok(),
+            reason = self.closed() => return Err(reason),
+        };
+        if opened {
+            Ok(())
+        } else {
+            // The endpoint dropped the call's channels: it is over.
+            Err(self.closed().await)
+        }
+    }
+
+    /// The node's shutdown phase, to watch with `changed()`: a handler says `goodbye` when
+    /// it turns [`DrainPhase::Draining`] and ends its session when it turns
+    /// [`DrainPhase::Closing`] (see [`Gateway::drain`](crate::Gateway::drain)).
+    pub fn drain_notices(&self) -> watch::Receiver<DrainPhase> {
+        self.drain.clone()
     }
 
     /// Waits until the call is over and says why.

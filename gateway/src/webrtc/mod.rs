@@ -2,6 +2,7 @@
 //! tokio shell around it owning the UDP sockets ([`endpoint`]), and the handle a voice session
 //! uses to talk on one call ([`handle`]).
 
+pub(crate) mod drain;
 pub(crate) mod endpoint;
 pub(crate) mod handle;
 pub(crate) mod offer;

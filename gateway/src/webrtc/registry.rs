@@ -67,6 +67,9 @@ pub enum CreateError {
     /// The node is full.
     #[error("this gateway is at its call limit; try again later")]
     NodeFull,
+    /// The node is draining for shutdown and takes no new calls.
+    #[error("this gateway is shutting down and takes no new calls")]
+    Draining,
 }
 
 /// Why an operation on an existing call failed.
@@ -130,6 +133,21 @@ pub struct RegistryStats {
     pub malformed_datagrams: u64,
     /// Datagrams no call accepted.
     pub unmatched_datagrams: u64,
+}
+
+/// Sizes of the registry's per-call tables: all zero once every call has ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryTables {
+    /// Live calls.
+    pub calls: usize,
+    /// Remote addresses routed to a call.
+    pub sources: usize,
+    /// Armed call timers.
+    pub deadlines: usize,
+    /// Callers holding at least one call.
+    pub users: usize,
+    /// Outputs not yet drained by the shell.
+    pub queued_outputs: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +239,17 @@ impl CallRegistry {
     /// Traffic counters.
     pub fn stats(&self) -> RegistryStats {
         self.stats
+    }
+
+    /// How many entries each per-call table holds (leak checks).
+    pub fn tables(&self) -> RegistryTables {
+        RegistryTables {
+            calls: self.calls.len(),
+            sources: self.by_source.len(),
+            deadlines: self.deadlines.len(),
+            users: self.per_user.len(),
+            queued_outputs: self.outputs.len(),
+        }
     }
 
     /// Answers `offer_sdp` from `user_id`, who may hold at most `max_calls` calls.
@@ -671,7 +700,7 @@ fn on_event(
         }
         Event::ChannelClose(channel) if Some(channel) == call.events => {
             call.events = None;
-            None
+            Some(CallEvent::EventsClosed)
         }
         _ => None,
     }

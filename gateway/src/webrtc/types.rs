@@ -112,8 +112,28 @@ pub enum CallEvent {
     Audio(InboundOpus),
     /// The `events` data channel opened.
     EventsOpen,
+    /// The `events` data channel closed (the call may go on without it).
+    EventsClosed,
     /// A text message arrived on the `events` data channel.
     Text(String),
     /// The call is gone from the registry.
     Closed(CloseReason),
+}
+
+/// Where the node is in its shutdown, as every call's handler sees it
+/// ([`CallSender::drain_notices`](crate::CallSender::drain_notices)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DrainPhase {
+    /// Taking calls as usual.
+    Serving,
+    /// No new calls; live calls go on until `deadline`. A handler tells its caller now
+    /// (`goodbye`), so the client can move to another node before being cut off.
+    Draining {
+        /// When the node closes the remaining calls.
+        deadline: Instant,
+    },
+    /// The deadline has passed: a handler ends its session (`session_ended`) and hangs up.
+    /// Calls still open a moment later are hung up by the node.
+    Closing,
 }

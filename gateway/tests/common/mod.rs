@@ -4,6 +4,7 @@
 
 pub mod server;
 pub mod session;
+pub mod voice;
 
 use std::{
     net::SocketAddr,
@@ -29,6 +30,8 @@ pub struct Seen {
     pub audio_payloads: Vec<Vec<u8>>,
     pub messages: Vec<String>,
     pub disconnected: bool,
+    /// The gateway closed the call (DTLS close_notify or SCTP shutdown arrived).
+    pub closed: bool,
 }
 
 pub struct Peer {
@@ -77,7 +80,13 @@ impl Peer {
     /// Drains str0m to its next timeout, keeping transmits in `outbox`.
     pub fn drain(&mut self) -> Instant {
         loop {
-            match self.rtc.poll_output().expect("peer output") {
+            let output = match self.rtc.poll_output() {
+                Ok(output) => output,
+                // The gateway closed the call: str0m says so once more as an error.
+                Err(e) if self.closed_by(&e) => return Instant::now() + Duration::from_secs(1),
+                Err(e) => panic!("peer output: {e}"),
+            };
+            match output {
                 Output::Timeout(t) => return t,
                 Output::Transmit(t) => self.outbox.push(t),
                 Output::Event(e) => self.on_event(e),
@@ -101,6 +110,7 @@ impl Peer {
             Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
                 self.seen.disconnected = true;
             }
+            Event::Closed => self.seen.closed = true,
             _ => {}
         }
     }
@@ -115,14 +125,28 @@ impl Peer {
                 contents: data.try_into().expect("a datagram str0m understands"),
             },
         );
-        self.rtc.handle_input(input).expect("peer input");
+        if let Err(e) = self.rtc.handle_input(input)
+            && !self.closed_by(&e)
+        {
+            panic!("peer input: {e}");
+        }
         self.drain();
     }
 
+    /// Whether `e` is str0m reporting that the gateway closed the call (it then counts as
+    /// closed).
+    fn closed_by(&mut self, e: &str0m::RtcError) -> bool {
+        let closed = e.to_string().contains("connection closed");
+        self.seen.closed |= closed;
+        closed
+    }
+
     pub fn tick(&mut self, now: Instant) {
-        self.rtc
-            .handle_input(Input::Timeout(now))
-            .expect("peer timeout");
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now))
+            && !self.closed_by(&e)
+        {
+            panic!("peer timeout: {e}");
+        }
         self.drain();
     }
 

@@ -633,8 +633,19 @@ impl<M: SpeechModel> SessionCore<M> {
         }
     }
 
-    /// The caller started talking over the reply: stop audio now, cancel the providers, and
-    /// remember only what was heard.
+    /// The caller asked the companion to stop (the client's `interrupt` control): the
+    /// reply being produced or played ends exactly as if the caller had talked over it
+    /// (audio stops, LLM and TTS are cancelled, `interrupted` reports the heard text, and
+    /// the conversation keeps only that). A user turn still being heard or transcribed is
+    /// left alone: it is the caller's, not the answer. Returns whether a reply was cut.
+    pub fn interrupt(&mut self, now: Instant) -> bool {
+        let cut = self.reply.is_some();
+        self.barge_in(now);
+        cut
+    }
+
+    /// The caller started talking over the reply (or sent `interrupt`): stop audio now,
+    /// cancel the providers, and remember only what was heard.
     fn barge_in(&mut self, now: Instant) {
         let Some(reply) = self.reply.take() else {
             return;

@@ -248,3 +248,82 @@ fn an_answer_without_timings_at_22050_hz_plays_to_the_end_with_audio_visemes() {
         "a quiet call never wakes up"
     );
 }
+
+#[test]
+fn the_clients_interrupt_cuts_the_answer_exactly_like_a_barge_in() {
+    let mut call = Call::new();
+    // Nothing to stop yet: an interrupt is a no-op, not an event.
+    assert!(!call.core.interrupt(call.now()));
+    call.drain();
+    assert!(call.log.is_empty());
+
+    call.hear(true, 600);
+    call.hear(false, 800);
+    let now = call.now();
+    call.core
+        .handle_stt(Ok(SttEvent::Final("tell me something".into())), now);
+    let answer = "Well, here is a thing I know. It is a long one.";
+    for token in crate::mock::tokenize(answer) {
+        call.core.handle_llm(Ok(LlmEvent::Token(token)), now);
+    }
+    call.core
+        .handle_tts(&speech("Well, here is a thing I know."), now);
+    // Half a second of the answer plays while the caller stays quiet.
+    call.hear(false, 500);
+    let played = call.audio_frames();
+    assert!(played >= 20, "{played} frames played");
+    assert!(!call.events().contains(&"interrupted"));
+
+    let at = call.log.len();
+    assert!(call.core.interrupt(call.now()));
+    call.drain();
+    let after = &call.log[at..];
+    assert!(matches!(after[0], Action::LlmCancel), "{after:?}");
+    assert!(matches!(after[1], Action::TtsCancel));
+    let Action::Output(SessionOutput::Event(ServerEvent::Interrupted(i))) = &after[2] else {
+        panic!("interrupted expected: {after:?}");
+    };
+    let i = i.clone();
+    assert_eq!(i.turn_id, 1);
+    // ~29 characters in one second: each 20 ms frame is ~0.58 characters.
+    assert!(answer.starts_with(&i.heard_text), "{:?}", i.heard_text);
+    assert!(!i.heard_text.is_empty());
+    assert!(
+        (played as f64 * 0.58 - i.heard_text.len() as f64).abs() < 8.0,
+        "{played} frames, heard {:?}",
+        i.heard_text
+    );
+
+    // The rest of the answer never plays, late provider events are ignored, and the
+    // conversation keeps only the heard part.
+    call.core
+        .handle_tts(&speech("It is a long one."), call.now());
+    call.core
+        .handle_llm(Ok(LlmEvent::Token(" more".into())), call.now());
+    call.hear(false, 400);
+    assert_eq!(call.audio_frames(), played, "audio after the interrupt");
+    assert_eq!(call.core.poll_timeout(), None, "nothing left to play");
+    let history = call.core.history();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[2].role, Role::Assistant);
+    assert_eq!(history[2].content, i.heard_text);
+    assert!(!call.core.interrupt(call.now()), "already stopped");
+
+    // The next turn is answered normally.
+    call.hear(true, 600);
+    call.hear(false, 800);
+    call.core
+        .handle_stt(Ok(SttEvent::Final("and now?".into())), call.now());
+    call.drain();
+    let request = call
+        .log
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::LlmStart(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the second turn is answered");
+    assert_eq!(request.messages[2].content, i.heard_text);
+    assert_eq!(request.messages[3].content, "and now?");
+}

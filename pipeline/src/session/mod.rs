@@ -22,8 +22,9 @@
 //! #               frames: Vec<media::Frame48>) -> Result<(), pipeline::PipelineError> {
 //! use pipeline::session::{SessionConfig, SessionHandle, SessionOutput, spawn_session};
 //! let vad = vad.for_call().map_err(|e| pipeline::PipelineError::InvalidRequest(e.to_string()))?;
-//! let SessionHandle { input, mut output, done } =
+//! let SessionHandle { input, control, mut output, done } =
 //!     spawn_session(SessionConfig::default(), providers, vad, None)?;
+//! # drop(control); // a client's `interrupt` goes here as `SessionControl::Interrupt`
 //! tokio::spawn(async move {
 //!     for frame in frames {
 //!         let _ = input.send(frame).await; // every 20 ms, from the jitter buffer
@@ -55,6 +56,16 @@ mod visemes;
 pub use config::SessionConfig;
 pub use core::{Action, SessionCore};
 pub use task::{Providers, SessionHandle, spawn_session};
+
+/// A request from the caller's client to the running session (besides audio).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionControl {
+    /// The client's `interrupt`: stop the current answer now, as a barge-in would (cancel
+    /// LLM and TTS, emit `interrupted` with the heard text, keep only that in the history).
+    /// Nothing happens when no answer is running.
+    Interrupt,
+}
 
 /// One item for the transport.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,9 +10,9 @@ use media::{Frame48, SpeechModel};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::SessionOutput;
 use super::config::SessionConfig;
 use super::core::{Action, SessionCore};
+use super::{SessionControl, SessionOutput};
 use crate::PipelineError;
 use crate::latency::LatencyMetrics;
 use crate::provider::{ChatMessage, LlmProvider, SttProvider, TtsProvider};
@@ -45,6 +45,8 @@ pub struct SessionHandle {
     /// Inbound audio: decoded 20 ms 48 kHz frames stamped on the input media clock, in order.
     /// Dropping it ends the session.
     pub input: mpsc::Sender<Frame48>,
+    /// Client controls (`interrupt`). Dropping it does not end the session; the input does.
+    pub control: mpsc::Sender<SessionControl>,
     /// What to send to the caller, in order: audio frames are released in real time (one per
     /// 20 ms slot), so the transport sends each as it arrives.
     pub output: mpsc::Receiver<SessionOutput>,
@@ -64,6 +66,8 @@ where
     M: SpeechModel + Send + 'static,
 {
     let (input, input_rx) = mpsc::channel(config.input_capacity.max(1));
+    // Controls are rare and each one is idempotent; a few slots absorb a burst of clicks.
+    let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let (output_tx, output) = mpsc::channel(config.output_capacity.max(1));
     let stt_queue = config.stt_queue_frames.max(1);
     let core = SessionCore::new(config, model, metrics, Instant::now())?;
@@ -75,9 +79,15 @@ where
             tracing::info!(%error, "provider warm-up failed");
         }
     });
-    let done = tokio::spawn(run(core, providers, input_rx, output_tx, stt_queue));
+    let channels = Channels {
+        input: input_rx,
+        control: Some(control_rx),
+        output: output_tx,
+    };
+    let done = tokio::spawn(run(core, providers, channels, stt_queue));
     Ok(SessionHandle {
         input,
+        control,
         output,
         done,
     })
@@ -97,13 +107,37 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// Controls queued before `SessionHandle::control` senders wait.
+const CONTROL_QUEUE: usize = 8;
+
+/// The session task's ends of its channels.
+struct Channels {
+    input: mpsc::Receiver<Frame48>,
+    /// `None` once every control sender is gone (the session goes on listening).
+    control: Option<mpsc::Receiver<SessionControl>>,
+    output: mpsc::Sender<SessionOutput>,
+}
+
+async fn next_control(
+    control: &mut Option<mpsc::Receiver<SessionControl>>,
+) -> Option<SessionControl> {
+    match control {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run<M: SpeechModel>(
     mut core: SessionCore<M>,
     providers: Providers,
-    mut input: mpsc::Receiver<Frame48>,
-    output: mpsc::Sender<SessionOutput>,
+    channels: Channels,
     stt_queue: usize,
 ) -> Vec<ChatMessage> {
+    let Channels {
+        mut input,
+        mut control,
+        output,
+    } = channels;
     let mut stt_audio: Option<mpsc::Sender<Bytes>> = None;
     let mut stt = None;
     let mut llm = None;
@@ -146,6 +180,12 @@ async fn run<M: SpeechModel>(
         let wants_audio = core.wants_tts_audio();
         tokio::select! {
             biased;
+            request = next_control(&mut control) => match request {
+                Some(SessionControl::Interrupt) => {
+                    core.interrupt(Instant::now());
+                }
+                None => control = None,
+            },
             frame = input.recv() => match frame {
                 Some(frame) => core.handle_audio(&frame, Instant::now()),
                 None => return core.history(),

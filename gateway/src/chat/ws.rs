@@ -1,0 +1,474 @@
+//! `GET /v1/chat/ws`: chat over a WebSocket (subprotocol `companion.v1`).
+//!
+//! One task per connection reads client events and starts replies (each its own task, at most
+//! `max_concurrent_requests` at once); one writer task owns the socket's sending half and is
+//! fed by a bounded queue, so a client that stops reading holds back the replies (and so the
+//! model streams) instead of growing memory, and is closed with 4008 once one write stays
+//! blocked for `slow_consumer_timeout_ms`.
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use axum::{
+    extract::{
+        State,
+        ws::{
+            CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+            rejection::WebSocketUpgradeRejection,
+        },
+    },
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures_util::{SinkExt as _, StreamExt as _, stream::SplitSink};
+use protocol::{
+    ClientEvent, ServerEvent, WS_SUBPROTOCOL,
+    control::{ErrorCode, ErrorEvent, Heartbeat, Hello},
+};
+use tokio::{sync::mpsc, task::JoinSet, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::{ChatService, origin::origin_allowed};
+use crate::{
+    auth::{AuthError, Caller},
+    signaling::ApiError,
+};
+
+/// Close code: nothing arrived for three heartbeat intervals.
+pub(crate) const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4000;
+/// Close code: the access token expired (or was revoked); reconnect with a fresh one.
+pub(crate) const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Close code: the client read too slowly; one write stayed blocked past the limit.
+pub(crate) const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code (RFC 6455): a message over `max_message_bytes`.
+pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Prefix of a bearer token carried in `Sec-WebSocket-Protocol` (browsers cannot set headers).
+pub(crate) const TOKEN_PROTOCOL_PREFIX: &str = "bearer.";
+
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+
+/// Checks origin, subprotocol and token, then upgrades. Refusals are HTTP errors with the
+/// usual JSON body, before any WebSocket exists.
+pub(crate) async fn upgrade(
+    State(service): State<ChatService>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(rejection.status(), "not_a_websocket", rejection.body_text())
+                .into_response();
+        }
+    };
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let config = service.config();
+    if !origin_allowed(
+        text(header::ORIGIN),
+        text(header::HOST),
+        &config.allowed_origins,
+    ) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's origin may not open chat connections (gateway.chat.allowed_origins)",
+        )
+        .into_response();
+    }
+    let offered = offered_protocols(&headers);
+    if !offered.iter().any(|p| p == WS_SUBPROTOCOL) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_version",
+            format!("offer the WebSocket subprotocol {WS_SUBPROTOCOL}"),
+        )
+        .into_response();
+    }
+    let Some(token) = bearer_token(&headers, &offered) else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send `Authorization: Bearer <token>` or offer the subprotocol `bearer.<token>`",
+        )
+        .into_response();
+    };
+    let caller = match service.verify(&token) {
+        Ok(caller) => caller,
+        Err(e @ AuthError::Forbidden(_)) => {
+            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+                .into_response();
+        }
+        Err(e) => {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+                .into_response();
+        }
+    };
+    let limit = config.max_message_bytes;
+    ws.protocols([WS_SUBPROTOCOL])
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| Connection::run(socket, service, caller, token))
+}
+
+/// Every subprotocol the client offered, in order.
+fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The `Authorization: Bearer` token, else a `bearer.<token>` subprotocol.
+fn bearer_token(headers: &HeaderMap, offered: &[String]) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some((scheme, token)) = value.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+        && !token.trim().is_empty()
+    {
+        return Some(token.trim().to_owned());
+    }
+    offered
+        .iter()
+        .find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// What the reader asks the writer to do besides sending events.
+enum Control {
+    Ping,
+    Close(u16, &'static str),
+}
+
+struct Connection {
+    service: ChatService,
+    caller: Caller,
+    token: String,
+    events: mpsc::Sender<ServerEvent>,
+    control: mpsc::Sender<Control>,
+    /// Cancelled when the connection ends, from either side; parent of every request's token.
+    done: CancellationToken,
+    running: HashMap<String, CancellationToken>,
+    replies: JoinSet<String>,
+}
+
+impl Connection {
+    async fn run(socket: WebSocket, service: ChatService, caller: Caller, token: String) {
+        let id = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        let config = service.config().clone();
+        let (sink, mut stream) = socket.split();
+        let (events, events_rx) = mpsc::channel(config.outbound_queue);
+        let (control, control_rx) = mpsc::channel(4);
+        let done = CancellationToken::new();
+        let writer = tokio::spawn(write_loop(
+            sink,
+            events_rx,
+            control_rx,
+            done.clone(),
+            Duration::from_millis(config.slow_consumer_timeout_ms),
+        ));
+        let interval = Duration::from_secs(config.heartbeat_interval_secs);
+        tracing::debug!(connection = id, user = %caller.user_id, "chat connection open");
+        let mut conn = Self {
+            service,
+            caller,
+            token,
+            events,
+            control,
+            done: done.clone(),
+            running: HashMap::new(),
+            replies: JoinSet::new(),
+        };
+        let hello = ServerEvent::Hello(Hello {
+            protocol_version: protocol::PROTOCOL_VERSION,
+            connection_id: format!("conn_{id}"),
+            max_event_bytes: u32::try_from(config.max_message_bytes).unwrap_or(u32::MAX),
+            max_frame_payload: u32::try_from(protocol::MAX_FRAME_PAYLOAD).unwrap_or(u32::MAX),
+            heartbeat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+        });
+        let _ = conn.events.send(hello).await;
+
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                () = done.cancelled() => break,
+                Some(finished) = conn.replies.join_next(), if !conn.replies.is_empty() => {
+                    if let Ok(request_id) = finished {
+                        conn.running.remove(&request_id);
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() >= interval * 3 {
+                        conn.close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout").await;
+                        break;
+                    }
+                    let _ = conn.control.try_send(Control::Ping);
+                }
+                message = stream.next() => {
+                    last_heard = Instant::now();
+                    match message {
+                        Some(Ok(message)) => {
+                            if !conn.handle(message).await {
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            if too_big(&e) {
+                                conn.close(CLOSE_TOO_BIG, "message too big").await;
+                            } else {
+                                tracing::debug!(connection = id, error = %e, "chat socket error");
+                            }
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+        // Running replies stop; each still records what it wrote before its task ends.
+        done.cancel();
+        drop(conn.events);
+        drop(conn.control);
+        while conn.replies.join_next().await.is_some() {}
+        let _ = writer.await;
+        tracing::debug!(connection = id, "chat connection closed");
+    }
+
+    /// Handles one inbound message; `false` ends the connection.
+    async fn handle(&mut self, message: Message) -> bool {
+        match message {
+            Message::Text(text) => self.handle_text(&text).await,
+            Message::Binary(_) => {
+                self.error(
+                    None,
+                    ErrorCode::BadRequest,
+                    "chat connections carry JSON text messages only",
+                )
+                .await;
+                true
+            }
+            Message::Close(_) => false,
+            Message::Ping(_) | Message::Pong(_) => true,
+        }
+    }
+
+    async fn handle_text(&mut self, text: &str) -> bool {
+        let event = match ClientEvent::from_json_str(text) {
+            Ok(event) => event,
+            Err(e) => {
+                self.error(None, e.error_code(), &e.to_string()).await;
+                return true;
+            }
+        };
+        match event {
+            ClientEvent::SendMessage(request) => self.start(request).await,
+            ClientEvent::Cancel(cancel) => {
+                // Unknown ids are replies that already finished: nothing to do.
+                if let Some(token) = self.running.get(&cancel.request_id) {
+                    token.cancel();
+                }
+                true
+            }
+            ClientEvent::Ping(Heartbeat { nonce }) => {
+                let _ = self
+                    .events
+                    .send(ServerEvent::Pong(Heartbeat { nonce }))
+                    .await;
+                true
+            }
+            ClientEvent::Pong(_) => true,
+            other => {
+                let message = format!(
+                    "`{}` is not supported on chat connections",
+                    other.type_name()
+                );
+                self.error(None, ErrorCode::BadRequest, &message).await;
+                true
+            }
+        }
+    }
+
+    async fn start(&mut self, request: protocol::chat::SendMessage) -> bool {
+        let rid = request.request_id.clone();
+        if let Err(e) = self.service.recheck(&self.caller, &self.token) {
+            // A connection is bound to its token: once that expires the client must reconnect.
+            self.error(Some(&rid), ErrorCode::Unauthorized, &e.to_string())
+                .await;
+            self.close(CLOSE_TOKEN_EXPIRED, "token expired").await;
+            return false;
+        }
+        if self.running.contains_key(&rid) {
+            self.error(
+                Some(&rid),
+                ErrorCode::Conflict,
+                "this requestId is already running",
+            )
+            .await;
+            return true;
+        }
+        let max = self.service.config().max_concurrent_requests;
+        if self.running.len() >= max {
+            let message = format!("at most {max} replies may run at once on one connection");
+            self.error(Some(&rid), ErrorCode::RateLimited, &message)
+                .await;
+            return true;
+        }
+        let cancel = self.done.child_token();
+        self.running.insert(rid.clone(), cancel.clone());
+        let (service, caller, token) = (
+            self.service.clone(),
+            self.caller.clone(),
+            self.token.clone(),
+        );
+        let events = self.events.clone();
+        self.replies.spawn(async move {
+            service
+                .reply(&caller, &token, request, events, cancel)
+                .await;
+            rid
+        });
+        true
+    }
+
+    async fn error(&self, request_id: Option<&str>, code: ErrorCode, message: &str) {
+        let event = ServerEvent::Error(ErrorEvent {
+            code,
+            message: message.to_owned(),
+            retryable: code == ErrorCode::RateLimited,
+            retry_after_ms: None,
+            request_id: request_id.map(str::to_owned),
+            session_id: None,
+        });
+        let _ = self.events.send(event).await;
+    }
+
+    async fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.control.send(Control::Close(code, reason)).await;
+        // Let the writer send what is queued and the close frame before the tasks stop.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.done.cancelled()).await;
+    }
+}
+
+/// Whether a read error is a message over the size limit.
+fn too_big(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) =
+            err.downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Owns the sending half: control messages first, then queued events; a write blocked longer
+/// than `slow` closes the connection with 4008.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut events: mpsc::Receiver<ServerEvent>,
+    mut control: mpsc::Receiver<Control>,
+    done: CancellationToken,
+    slow: Duration,
+) {
+    let mut close = None;
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = done.cancelled() => break,
+            Some(c) = control.recv() => match c {
+                Control::Ping => Message::Ping(Default::default()),
+                Control::Close(code, reason) => {
+                    close = Some((code, reason));
+                    break;
+                }
+            },
+            event = events.recv() => match event {
+                Some(event) => match event.to_json() {
+                    Ok(json) => Message::Text(Utf8Bytes::from(json)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "chat event not encodable");
+                        continue;
+                    }
+                },
+                None => break,
+            },
+        };
+        match tokio::time::timeout(slow, sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                tracing::info!("chat client reads too slowly: closing");
+                close = Some((CLOSE_SLOW_CONSUMER, "slow consumer"));
+                break;
+            }
+        }
+    }
+    // Queued events go out before a requested close (a blocked socket gets one more chance).
+    if let Some((code, reason)) = close {
+        if code != CLOSE_SLOW_CONSUMER {
+            while let Ok(event) = events.try_recv() {
+                let Ok(json) = event.to_json() else { continue };
+                if tokio::time::timeout(slow, sink.send(Message::Text(Utf8Bytes::from(json))))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            sink.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+    done.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn a_browser_token_rides_in_the_subprotocol_list() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("companion.v1, bearer.eyJ.abc.def"),
+        );
+        let offered = offered_protocols(&headers);
+        assert_eq!(offered, ["companion.v1", "bearer.eyJ.abc.def"]);
+        assert_eq!(
+            bearer_token(&headers, &offered).as_deref(),
+            Some("eyJ.abc.def")
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer header-token"),
+        );
+        assert_eq!(
+            bearer_token(&headers, &offered).as_deref(),
+            Some("header-token")
+        );
+        assert_eq!(bearer_token(&HeaderMap::new(), &[]), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! OpenAI-compatible endpoints, so existing OpenAI clients and SDKs work against the product
+//! unchanged (base URL `<gateway>/v1`, API key = the caller's access token):
+//!
+//! - `POST /v1/chat/completions`: the LLM chain, as one `chat.completion` or as SSE
+//!   `chat.completion.chunk` events ending in `data: [DONE]`;
+//! - `POST /v1/audio/speech`: the TTS chain, 24 kHz mono 16-bit `wav` or `pcm`, streamed;
+//! - `POST /v1/audio/transcriptions`: a WAV upload through the STT chain.
+//!
+//! Any `model` name is accepted and echoed back: the configured provider chain answers (with
+//! its own failover), whatever the client calls it. Each completion spends one message of the
+//! caller's daily quota, each speech or transcription its seconds of audio, reserved and
+//! settled through the control plane's quota API. Errors use OpenAI's shape
+//! (`{"error":{"message","type","param","code"}}`). What differs from OpenAI is listed in
+//! docs/protocol.md, "OpenAI-compatible endpoints".
+
+mod auth;
+mod chat;
+mod completions;
+mod config;
+mod error;
+mod quota;
+mod resample;
+mod settle;
+mod speech;
+mod transcription;
+mod wav;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode, header},
+    routing::post,
+};
+use pipeline::session::Providers;
+
+pub use config::OpenAiConfig;
+
+use self::{auth::Authenticated, error::OpenAiError, quota::QuotaClient};
+use crate::Gateway;
+
+/// What every handler needs.
+#[derive(Clone)]
+pub(crate) struct OpenAi {
+    gateway: Gateway,
+    quota: QuotaClient,
+    config: OpenAiConfig,
+}
+
+impl OpenAi {
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, OpenAiError> {
+        auth::authenticate(&self.gateway, headers)
+    }
+
+    fn providers(&self) -> Result<&Providers, OpenAiError> {
+        self.gateway.providers().ok_or_else(|| {
+            OpenAiError::unavailable(
+                "providers_unavailable",
+                "this gateway has no AI providers installed",
+            )
+        })
+    }
+}
+
+/// The OpenAI-compatible routes, with their body limits.
+pub(crate) fn routes(gateway: Gateway) -> Router {
+    let config = gateway.config().openai.clone();
+    let state = OpenAi {
+        quota: QuotaClient::new(&gateway.config().control_plane_url),
+        config: config.clone(),
+        gateway,
+    };
+    let json = Router::new()
+        .route("/v1/chat/completions", post(completions::create))
+        .route("/v1/audio/speech", post(speech::create))
+        .layer(DefaultBodyLimit::max(config.max_json_bytes));
+    let audio = Router::new()
+        .route("/v1/audio/transcriptions", post(transcription::create))
+        .layer(DefaultBodyLimit::max(config.max_audio_bytes));
+    json.merge(audio).with_state(state)
+}
+
+/// JSON endpoints want `Content-Type: application/json` (415 otherwise), as the SDKs send.
+fn require_json(headers: &HeaderMap) -> Result<(), OpenAiError> {
+    let got = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = got.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    Err(OpenAiError::unsupported_media(format!(
+        "expected Content-Type: application/json, got `{got}`"
+    )))
+}
+
+/// The body, or 413 past the limit.
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, OpenAiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            OpenAiError::too_large(format!(
+                "the request body is too large: {}",
+                rejection.body_text()
+            ))
+        } else {
+            OpenAiError::invalid("invalid_body", rejection.body_text())
+        }
+    })
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 12];
+    // Ids only need to be distinct in practice; a failing random source leaves the time part.
+    let _ = getrandom::fill(&mut b);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut s = format!("{nanos:08x}");
+    for byte in b {
+        s.push_str(&format!("{byte:02x}"));
+    }
+    s
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

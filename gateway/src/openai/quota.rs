@@ -1,0 +1,216 @@
+//! Spending the caller's daily allowance through the control plane's quota API
+//! (`POST /api/quota/reserve`, `/api/quota/settle`), called over HTTP with the caller's own
+//! bearer token: the gateway never reads the control plane's tables (see DESIGN.md).
+//!
+//! Every OpenAI-compatible request reserves first (one message, or an upper bound of voice
+//! seconds) and settles with what it really used once it is over, also when the client went
+//! away midway. The reserve call passes the control plane's rate limiter like any other
+//! `/api/` request, so the tier's hourly API allowance applies to these endpoints too.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::OpenAiError;
+
+/// What a reservation counts (the control plane's `QuotaKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuotaKind {
+    /// One chat completion is one message.
+    Messages,
+    /// Seconds of synthesised or transcribed audio.
+    VoiceSeconds,
+}
+
+impl QuotaKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Messages => "messages",
+            Self::VoiceSeconds => "voice_seconds",
+        }
+    }
+}
+
+/// A granted reservation, to be settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reservation {
+    pub(crate) key: String,
+    pub(crate) granted: u64,
+}
+
+/// The control plane's quota API, as seen from this gateway.
+#[derive(Debug, Clone)]
+pub(crate) struct QuotaClient {
+    http: reqwest::Client,
+    /// Base URL without a trailing slash; empty when none is configured.
+    base: String,
+}
+
+#[derive(Deserialize)]
+struct ReserveResponse {
+    results: Vec<GrantBody>,
+}
+
+#[derive(Deserialize)]
+struct GrantBody {
+    granted: u64,
+    remaining: Option<u64>,
+    resets_in_secs: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    message: String,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+impl QuotaClient {
+    pub(crate) fn new(control_plane_url: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+            base: control_plane_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Reserves `amount` of `kind` for the caller holding `token`. A partial or empty grant is
+    /// released at once and refused with 429 `insufficient_quota`: an API answer is all or
+    /// nothing.
+    pub(crate) async fn reserve(
+        &self,
+        token: &str,
+        kind: QuotaKind,
+        amount: u64,
+    ) -> Result<Reservation, OpenAiError> {
+        if self.base.is_empty() {
+            return Err(OpenAiError::unavailable(
+                "quota_unavailable",
+                "this gateway has no control plane to check quotas with \
+                 (gateway.control_plane_url is empty), so it serves no OpenAI-compatible requests",
+            ));
+        }
+        let key = format!("openai-{}-{}", kind.as_str(), random_hex());
+        let body =
+            json!({ "reservations": [{ "key": key, "kind": kind.as_str(), "amount": amount }] });
+        let response = self
+            .http
+            .post(format!("{}/api/quota/reserve", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "quota reserve: control plane unreachable");
+                OpenAiError::unavailable(
+                    "quota_unavailable",
+                    "the quota service is unreachable; try again shortly",
+                )
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(refusal(status, response).await);
+        }
+        let grant = response
+            .json::<ReserveResponse>()
+            .await
+            .ok()
+            .and_then(|r| r.results.into_iter().next())
+            .ok_or_else(|| {
+                OpenAiError::internal("quota reserve", "the control plane's answer has no grant")
+            })?;
+        if grant.granted < amount {
+            let reservation = Reservation {
+                key,
+                granted: grant.granted,
+            };
+            self.settle(token, &reservation, 0).await;
+            let left = grant.remaining.unwrap_or(grant.granted);
+            return Err(OpenAiError::insufficient_quota(
+                format!(
+                    "You exceeded your daily quota of {}: {left} left, this request needs {amount}; \
+                     it resets in {} s",
+                    kind.as_str().replace('_', " "),
+                    grant.resets_in_secs
+                ),
+                grant.resets_in_secs,
+            ));
+        }
+        Ok(Reservation {
+            key,
+            granted: grant.granted,
+        })
+    }
+
+    /// Settles `reservation` with what was used; the rest returns to the day's quota.
+    /// Failures are logged, not returned: the answer has already been given, and an unsettled
+    /// reservation stays counted (the caller is never under-charged by our failure).
+    pub(crate) async fn settle(&self, token: &str, reservation: &Reservation, used: u64) {
+        let body = json!({ "settlements": [{ "key": reservation.key, "used": used }] });
+        let result = self
+            .http
+            .post(format!("{}/api/quota/settle", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), key = %reservation.key, "quota settle refused");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, key = %reservation.key, "quota settle failed");
+            }
+        }
+    }
+}
+
+/// Maps a control-plane refusal to the OpenAI error a client expects.
+async fn refusal(status: StatusCode, response: reqwest::Response) -> OpenAiError {
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let message = response
+        .json::<ErrorBody>()
+        .await
+        .map(|b| b.error.message)
+        .unwrap_or_else(|_| format!("the control plane answered {status}"));
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => OpenAiError::rate_limited(message, retry_after),
+        StatusCode::UNAUTHORIZED => OpenAiError::invalid_api_key(message),
+        StatusCode::FORBIDDEN => OpenAiError::forbidden(message),
+        _ => {
+            tracing::warn!(%status, %message, "quota reserve refused");
+            OpenAiError::unavailable(
+                "quota_unavailable",
+                "the quota service could not be asked; try again shortly",
+            )
+        }
+    }
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 12];
+    // A failing OS random source leaves zeros; the time part still keeps keys apart.
+    let _ = getrandom::fill(&mut b);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut s = format!("{nanos:x}-");
+    for byte in b {
+        s.push_str(&format!("{byte:02x}"));
+    }
+    s
+}
