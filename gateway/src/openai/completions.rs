@@ -47,20 +47,13 @@ pub(crate) async fn create(
     let mut tokens = llm.stream(request.llm);
     // Wait for the first event before answering, so a chain that cannot serve at all is a
     // proper 503 rather than a 200 stream that breaks at once.
-    let first = match tokens.next().await {
-        Some(Ok(event)) => event,
-        Some(Err(e)) => {
-            settlement.finish(0).await;
-            return Err(OpenAiError::from_pipeline("llm", &e));
-        }
-        None => {
-            settlement.finish(0).await;
-            return Err(OpenAiError::unavailable(
-                "provider_unavailable",
-                "the language model ended its answer before it began",
-            ));
-        }
-    };
+    let first = settlement
+        .first_or_refund(
+            &mut tokens,
+            "llm",
+            "the language model ended its answer before it began",
+        )
+        .await?;
     if request.stream {
         let writer = ChunkWriter::new(answer, request.include_usage);
         return Ok(sse(Streaming::new(writer, first, tokens, settlement)));

@@ -2,7 +2,13 @@
 //! when the client went away midway (hyper drops the handler or the body stream), in which
 //! case the settle call runs in the background.
 
-use super::quota::{QuotaClient, Reservation};
+use futures_util::{Stream, StreamExt};
+use pipeline::PipelineError;
+
+use super::{
+    error::OpenAiError,
+    quota::{QuotaClient, Reservation},
+};
 
 /// Settles its reservation exactly once, with the last `used` set.
 #[derive(Debug)]
@@ -33,6 +39,24 @@ impl Settlement {
     pub(crate) async fn finish(&mut self, used: u64) {
         self.used = used;
         self.settle_now().await;
+    }
+
+    /// The first item of a provider stream, which decides between a clean error status and a
+    /// 200 stream. When the provider fails (`stage` names it) or ends before its first item
+    /// (`empty` says how), nothing was used: the reservation is settled at 0.
+    pub(crate) async fn first_or_refund<T>(
+        &mut self,
+        stream: &mut (impl Stream<Item = Result<T, PipelineError>> + Unpin),
+        stage: &str,
+        empty: &'static str,
+    ) -> Result<T, OpenAiError> {
+        let error = match stream.next().await {
+            Some(Ok(first)) => return Ok(first),
+            Some(Err(e)) => OpenAiError::from_pipeline(stage, &e),
+            None => OpenAiError::unavailable("provider_unavailable", empty),
+        };
+        self.finish(0).await;
+        Err(error)
     }
 
     /// Settles now with the last `used` set.

@@ -176,20 +176,9 @@ pub(crate) async fn create(
 
     let mut audio = tts.synthesize(TtsRequest::new(request.input));
     // The first chunk decides between a clean error status and a 200 audio stream.
-    let first = match audio.next().await {
-        Some(Ok(chunk)) => chunk,
-        Some(Err(e)) => {
-            settlement.finish(0).await;
-            return Err(OpenAiError::from_pipeline("tts", &e));
-        }
-        None => {
-            settlement.finish(0).await;
-            return Err(OpenAiError::unavailable(
-                "provider_unavailable",
-                "the speech provider returned no audio",
-            ));
-        }
-    };
+    let first = settlement
+        .first_or_refund(&mut audio, "tts", "the speech provider returned no audio")
+        .await?;
     let encoder = Encoder::new(request.format, u64::from(OUT_RATE) * granted);
     let state = Speaking {
         encoder,
