@@ -281,3 +281,53 @@ async fn the_daily_message_quota_is_shared_with_rest_messages(backend: Backend) 
     assert_eq!(messages(&server, &token, &conv).await.len(), 50);
 }
 both_engines!(quota, the_daily_message_quota_is_shared_with_rest_messages);
+
+/// Many turns opened and recorded at once, with message lists read alongside, all succeed.
+/// Under load a rollback-journal SQLite starved its writer behind the readers until the busy
+/// timeout ("database is locked"); the file must be in WAL mode.
+async fn concurrent_turns_and_reads_all_succeed(backend: Backend) {
+    let server = std::sync::Arc::new(Server::start(backend).await);
+    let mut users = Vec::new();
+    for i in 0..6 {
+        let (token, _) = server.signup(&format!("busy{i}@example.com")).await;
+        let conv = conversation(&server, &token, json!({})).await;
+        users.push((token, conv));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (token, conv) in &users {
+        for n in 0..8 {
+            let (server, token, conv) = (server.clone(), token.clone(), conv.clone());
+            tasks.spawn(async move {
+                let (status, turn) = open(&server, &token, &conv, &format!("question {n}")).await;
+                assert_eq!(status, StatusCode::CREATED, "{turn}");
+                let path = format!(
+                    "/api/conversations/{conv}/turns/{}/reply",
+                    turn["turn_id"].as_str().unwrap()
+                );
+                let reply = json!({"content": format!("answer {n}"), "finish_reason": "stop",
+                                   "model": "mock", "prompt_tokens": 3, "completion_tokens": 2});
+                let (status, record) = server.post(&path, Some(&token), reply).await;
+                assert_eq!(status, StatusCode::OK, "{record}");
+                messages(&server, &token, &conv).await.len()
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert!(done.expect("no request failed") >= 2);
+    }
+    for (token, conv) in &users {
+        assert_eq!(messages(&server, token, conv).await.len(), 16);
+    }
+    let storage = server.storage.as_ref().unwrap();
+    if backend == Backend::Sqlite {
+        use sqlx::Row;
+        let pool = sqlx::AnyPool::connect(&storage.database_url).await.unwrap();
+        let row = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>(0), "wal");
+    }
+}
+
+both_engines!(concurrency, concurrent_turns_and_reads_all_succeed);

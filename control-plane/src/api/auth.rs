@@ -351,7 +351,7 @@ pub(crate) async fn dev_token(app: &App, email: &str) -> Result<String, ApiError
         Some(p) => p,
         None => {
             let id = new_id();
-            let mut conn = app.db.pool.acquire().await?;
+            let mut tx = app.db.begin().await?;
             let new = profiles::NewProfile {
                 id: &id,
                 email: &email,
@@ -363,8 +363,8 @@ pub(crate) async fn dev_token(app: &App, email: &str) -> Result<String, ApiError
                 consent_marketing: false,
                 consent_voice_data: false,
             };
-            profiles::insert(&mut conn, &new, unix_now()).await?;
-            drop(conn);
+            profiles::insert(&mut tx, &new, unix_now()).await?;
+            tx.commit().await?;
             profiles::by_email(&app.db, &email)
                 .await?
                 .ok_or_else(|| ApiError::not_found("account"))?

@@ -142,8 +142,11 @@ pub(crate) async fn open_turn(
     let now = unix_now();
     // The hook is rebuilt per message: a few terms cost less than a lock on shared state.
     if let Err(rejection) = Moderator::new(&app.config.moderation).check(&req.content) {
+        drop(conn);
+        // A write: it queues for SQLite's writer like every other one.
+        let mut tx = app.db.begin().await?;
         turns::record_moderation(
-            &mut conn,
+            &mut tx,
             owner,
             &req.conversation_id,
             rejection.category,
@@ -151,6 +154,7 @@ pub(crate) async fn open_turn(
             now,
         )
         .await?;
+        tx.commit().await?;
         tracing::info!(
             user = owner,
             category = rejection.category,

@@ -103,10 +103,12 @@ pub(crate) async fn upsert(
 }
 
 pub(crate) async fn delete(db: &Db, owner: &str, id: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("DELETE FROM companions WHERE id = $1 AND owner_id = $2")
         .bind(id)
         .bind(owner)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }

@@ -51,6 +51,7 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn insert(db: &Db, owner: &str, c: &Conversation) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO conversations (id, owner_id, companion_id, title, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -60,9 +61,9 @@ pub(crate) async fn insert(db: &Db, owner: &str, c: &Conversation) -> Result<(),
     .bind(&c.companion_id)
     .bind(&c.title)
     .bind(c.created_at)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
 
 pub(crate) async fn owned(

@@ -20,6 +20,7 @@ pub(crate) async fn save_state(
     now: i64,
     ttl: i64,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO oauth_states (state, provider, code_verifier, birth_year, consent_terms, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -31,9 +32,9 @@ pub(crate) async fn save_state(
     .bind(i64::from(pending.consent_terms))
     .bind(now)
     .bind(now + ttl)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// Takes (reads and deletes) a pending sign-in; a state works once, for its provider, until it

@@ -110,10 +110,12 @@ pub(crate) async fn set_password(
 }
 
 pub(crate) async fn set_tier(db: &Db, id: &str, tier: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("UPDATE profiles SET tier = $1 WHERE id = $2")
         .bind(tier)
         .bind(id)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
