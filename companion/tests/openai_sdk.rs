@@ -1,7 +1,8 @@
 //! The official OpenAI Python SDK (`pip install openai`, installed by
 //! `scripts/bootstrap --test`) works against the gateway unchanged: streaming and
 //! non-streaming chat, streamed speech, a transcription of a real recording heard by the
-//! offline PocketSphinx recogniser, and the SDK's error classes. The client is
+//! offline PocketSphinx recogniser, listing and retrieving models, and the SDK's error
+//! classes. The client is
 //! `tests/openai_sdk/client.py`; this test starts the service and runs it.
 
 mod openai_support;
@@ -10,7 +11,7 @@ use openai_support::{Options, Stack};
 use pipeline::mock::reply_for;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_python_sdk_chats_speaks_and_transcribes() {
+async fn the_official_python_sdk_chats_speaks_transcribes_and_lists_models() {
     let stack = Stack::start(Options {
         local_stt: true,
         ..Options::default()

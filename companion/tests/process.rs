@@ -139,6 +139,8 @@ async fn starts_prints_its_url_answers_health_and_stops_on_sigterm() {
     let body: serde_json::Value = ready.json().await.expect("JSON body");
     assert!(body["checks"].is_object(), "{body}");
     assert_eq!(status == 200, body["status"] == "ready", "{body}");
+    // QUIC chat is on by default: its endpoint is bound and accepting.
+    assert_eq!(body["checks"]["quic"]["status"], "ok", "{body}");
 
     let page = reqwest::get(format!("{url}/")).await.expect("GET /");
     assert_eq!(page.status(), 200);

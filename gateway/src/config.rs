@@ -38,6 +38,14 @@ pub struct Config {
     /// Default: `["127.0.0.1:0"]` (callers on this machine only).
     pub udp_listen: Vec<SocketAddr>,
 
+    /// Kernel receive and send buffer asked for each media socket, in bytes. One socket
+    /// carries every call (50 pps each way per call), so the Linux default (~208 KiB) filled
+    /// and dropped caller packets whenever the endpoint task was briefly not scheduled: 8,417
+    /// kernel drops in a 50-call run. The kernel caps the value at `net.core.rmem_max` /
+    /// `wmem_max`; start-up logs a warning when it got less; `0` keeps the kernel default.
+    /// Default: `4194304` (4 MiB).
+    pub udp_socket_buffer_bytes: usize,
+
     /// The address callers reach this node at when it sits behind a 1:1 NAT (cloud VMs with an
     /// elastic IP): advertised as the host candidate instead of the bound address, with the
     /// same port. Default: unset (advertise the bound address).
@@ -61,7 +69,8 @@ pub struct Config {
     /// bodies get 413. Browsers' audio + data channel offers are 3–7 KiB. Default: `32768`.
     pub max_sdp_bytes: usize,
 
-    /// Calls this node holds at once across all callers; more get 503. Default: `2000`.
+    /// Calls this node holds at once across all callers, WebSocket voice sessions included;
+    /// more get 503 (a WebSocket `start_session`: `rate_limited`). Default: `2000`.
     pub max_calls: usize,
 
     /// Seconds a new call may take to complete ICE + DTLS before it is dropped. Default: `15`.
@@ -155,6 +164,7 @@ impl Default for Config {
                 .map(|(tier, calls)| (tier.to_owned(), calls))
                 .collect(),
             udp_listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            udp_socket_buffer_bytes: 4 * 1024 * 1024,
             public_ip: None,
             ice_servers: Vec::new(),
             dev_tokens: false,

@@ -162,6 +162,32 @@ impl Gateway {
             .await
     }
 
+    /// Takes a call slot for a WebSocket voice session: one `max_concurrent_calls` count
+    /// with WebRTC calls (starts the media endpoint, which keeps that count).
+    pub(crate) async fn reserve_call_slot(
+        &self,
+        caller: Caller,
+    ) -> Result<webrtc::slot::CallSlot, webrtc::slot::SlotError> {
+        if self.drain_phase() != DrainPhase::Serving {
+            return Err(CreateError::Draining.into());
+        }
+        let endpoint = self
+            .endpoint()
+            .await
+            .map_err(|_| webrtc::slot::SlotError::Unavailable)?;
+        webrtc::slot::CallSlot::reserve(&endpoint.commands, caller).await
+    }
+
+    /// The voice sessions installed with the call handler, for WebSocket voice.
+    pub(crate) fn voice_sessions(&self) -> Option<&VoiceSessionFactory> {
+        self.inner.handler.voice_sessions()
+    }
+
+    /// The node's drain phases, for sessions outside the media endpoint.
+    pub(crate) fn drain_notices(&self) -> watch::Receiver<DrainPhase> {
+        self.inner.drain.subscribe()
+    }
+
     pub(crate) fn verifier(&self) -> &dyn CallerVerifier {
         &*self.inner.verifier
     }
@@ -185,7 +211,7 @@ impl Gateway {
         done.await.unwrap_or(0)
     }
 
-    /// Calls currently live on this node.
+    /// Calls currently live on this node: WebRTC calls plus WebSocket voice sessions.
     pub fn active_calls(&self) -> usize {
         self.inner
             .endpoint
@@ -245,7 +271,10 @@ impl Gateway {
                 self.active_calls()
             )),
         };
-        vec![("webrtc_udp", media), ("accepting_calls", accepting)]
+        let mut checks = vec![("webrtc_udp", media), ("accepting_calls", accepting)];
+        // Reported once the hosting process has started the endpoint (`gateway.quic`).
+        checks.extend(self.quic_readiness().map(|quic| ("quic", quic)));
+        checks
     }
 
     /// The configuration this gateway runs with.

@@ -1,6 +1,6 @@
 //! Chat over raw QUIC (ALPN `companion/1`) with a real quinn client: the control stream's
 //! `hello`, a request streamed back in order, cancellation, refused tokens, broken frames,
-//! stream limits, the drain, and WebTransport's path check. The chat service behind the
+//! stream limits, the drain, `/readyz`, and WebTransport's path and `Origin` checks. The chat service behind the
 //! endpoint is a scripted one here (the transport is under test); `quic_chat_e2e.rs` runs the
 //! real chat service against the mock LLM.
 
@@ -107,6 +107,7 @@ impl ReplyService for Scripted {
 }
 
 struct Server {
+    gateway: Gateway,
     endpoint: QuicEndpoint,
     hash: [u8; 32],
     http: String,
@@ -115,8 +116,12 @@ struct Server {
 }
 
 async fn serve(pace: Duration, edit: impl FnOnce(&mut QuicConfig)) -> Server {
+    serve_with(pace, |config| edit(&mut config.quic)).await
+}
+
+async fn serve_with(pace: Duration, edit: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::default();
-    edit(&mut config.quic);
+    edit(&mut config);
     let gateway = Gateway::new(config).with_verifier(Arc::new(Tokens));
     let (tx, seen) = mpsc::unbounded_channel();
     let cancelled = Arc::new(AtomicUsize::new(0));
@@ -148,6 +153,7 @@ async fn serve(pace: Duration, edit: impl FnOnce(&mut QuicConfig)) -> Server {
     }
     assert_eq!(hash, endpoint.cert_hash().sha256);
     Server {
+        gateway,
         endpoint,
         hash,
         http,
@@ -544,8 +550,101 @@ async fn webtransport_sessions_are_served_at_their_path_only() {
     let (endpoint, config) = client(server.hash, b"h3");
     let wt = web_transport_quinn::Client::new(endpoint, config);
     let wrong = format!("https://127.0.0.1:{port}/elsewhere");
-    let refused = wt.connect(url::Url::parse(&wrong).unwrap()).await;
-    assert!(refused.is_err(), "a session at an unknown path");
+    let refused = wt.connect(url::Url::parse(&wrong).unwrap()).await.err();
+    assert_eq!(refused_status(&refused), Some(404), "{refused:?}");
+}
+
+/// Opens a WebTransport session at `url` as a page of `origin` would (`None`: a native client).
+async fn webtransport(
+    server: &Server,
+    url: &url::Url,
+    origin: Option<&str>,
+) -> Result<web_transport_quinn::Session, web_transport_quinn::ClientError> {
+    let (endpoint, config) = client(server.hash, b"h3");
+    let mut request = web_transport_quinn::proto::ConnectRequest::new(url.clone());
+    if let Some(origin) = origin {
+        request = request.with_header(
+            web_transport_quinn::http::header::ORIGIN,
+            origin.parse().unwrap(),
+        );
+    }
+    web_transport_quinn::Client::new(endpoint, config)
+        .connect(request)
+        .await
+}
+
+/// The HTTP status a refused WebTransport CONNECT was answered with.
+fn refused_status(error: &Option<web_transport_quinn::ClientError>) -> Option<u16> {
+    use web_transport_quinn::{ClientError, ConnectError, proto};
+    match error {
+        Some(ClientError::HttpError(ConnectError::ProtoError(
+            proto::ConnectError::WrongStatus(Some(status)),
+        ))) => Some(status.as_u16()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn webtransport_refuses_a_page_of_another_site_with_403() {
+    let server = serve_with(Duration::from_millis(1), |config| {
+        config.chat.allowed_origins = vec!["https://app.example.com".to_owned()];
+    })
+    .await;
+    let port = server.endpoint.local_addr().port();
+    let url = url::Url::parse(&format!("https://127.0.0.1:{port}/v1/chat/wt")).unwrap();
+
+    for origin in ["https://evil.example", "null"] {
+        let refused = webtransport(&server, &url, Some(origin)).await.err();
+        assert_eq!(refused_status(&refused), Some(403), "{origin}: {refused:?}");
+    }
+
+    // Listed, same-host (another port) and localhost pages, and native clients, are served.
+    for origin in [
+        Some("https://app.example.com"),
+        Some("https://127.0.0.1:8443"),
+        Some("http://localhost:5173"),
+        None,
+    ] {
+        let session = webtransport(&server, &url, origin)
+            .await
+            .unwrap_or_else(|e| panic!("{origin:?}: {e}"));
+        let mut control = session.accept_uni().await.expect("the control stream");
+        let chunk = control.read_chunk(4096, true).await.unwrap();
+        assert!(chunk.is_some(), "{origin:?}: hello arrives");
+    }
+}
+
+#[tokio::test]
+async fn readiness_reports_the_endpoint_until_it_drains_or_closes() {
+    let server = serve(Duration::from_millis(1), |_| {}).await;
+    let gateway_ready = |ready: Vec<(&'static str, Result<(), String>)>| {
+        ready
+            .into_iter()
+            .find(|(name, _)| *name == "quic")
+            .map(|(_, result)| result)
+    };
+    let ready = gateway_ready(server.gateway.readiness().await);
+    assert_eq!(ready, Some(Ok(())));
+
+    server.endpoint.drain(Duration::from_secs(1)).await;
+    let ready = gateway_ready(server.gateway.readiness().await);
+    assert!(
+        matches!(&ready, Some(Err(why)) if why.contains("QUIC")),
+        "{ready:?}"
+    );
+
+    // An endpoint that was dropped (closed without a drain) fails too.
+    let other = serve(Duration::from_millis(1), |_| {}).await;
+    drop(other.endpoint);
+    let ready = gateway_ready(other.gateway.readiness().await);
+    assert!(
+        matches!(&ready, Some(Err(why)) if why.contains("closed")),
+        "{ready:?}"
+    );
+
+    // A gateway that never started QUIC has no entry.
+    let plain = Gateway::new(Config::default());
+    assert_eq!(gateway_ready(plain.readiness().await), None);
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ pub mod tts;
 
 pub use error::PipelineError;
 pub use provider::{
-    AudioStream, ChatMessage, LlmEvent, LlmProvider, LlmRequest, LlmStream, Role, SttEvent,
-    SttProvider, SttStream, Timing, TimingUnit, TtsChunk, TtsProvider, TtsRequest, TtsStream,
-    Usage,
+    AudioStream, ChatMessage, LlmEvent, LlmProvider, LlmRequest, LlmStream, Role, ServedModel,
+    SttEvent, SttProvider, SttStream, Timing, TimingUnit, TtsChunk, TtsProvider, TtsRequest,
+    TtsStream, Usage,
 };

@@ -96,6 +96,25 @@ pub enum LlmEvent {
 /// A language-model answer as it streams.
 pub type LlmStream = BoxStream<'static, Result<LlmEvent, PipelineError>>;
 
+/// A model a provider runs, as listings name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedModel {
+    /// The vendor's model name (`gpt-4o-mini`, `nova-3`, ...), or the engine of a local one.
+    pub model: String,
+    /// The configured provider that runs it (`openai`, `deepgram`, `local-espeak`, ...).
+    pub provider: String,
+}
+
+impl ServedModel {
+    /// `model` run by `provider`.
+    pub fn new(model: impl Into<String>, provider: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            provider: provider.into(),
+        }
+    }
+}
+
 /// A chat model that streams its answer token by token.
 pub trait LlmProvider: Send + Sync {
     /// The configured name (`openai`, `anthropic`, `groq`, ...), used in logs and errors.
@@ -106,6 +125,11 @@ pub trait LlmProvider: Send + Sync {
     /// does not pay for TCP + TLS. Errors are for logging only.
     fn warm_up(&self) -> BoxFuture<'_, Result<(), PipelineError>> {
         Box::pin(async { Ok(()) })
+    }
+    /// The models this provider answers with, for listings (the gateway's `GET /v1/models`).
+    /// A failover stage lists those of its members, in failover order. Default: none.
+    fn models(&self) -> Vec<ServedModel> {
+        Vec::new()
     }
 }
 
@@ -138,6 +162,10 @@ pub trait SttProvider: Send + Sync {
     /// Opens the connection ahead of time; see [`LlmProvider::warm_up`].
     fn warm_up(&self) -> BoxFuture<'_, Result<(), PipelineError>> {
         Box::pin(async { Ok(()) })
+    }
+    /// The models this provider answers with; see [`LlmProvider::models`].
+    fn models(&self) -> Vec<ServedModel> {
+        Vec::new()
     }
 }
 
@@ -226,5 +254,9 @@ pub trait TtsProvider: Send + Sync {
     /// Opens the connection ahead of time; see [`LlmProvider::warm_up`].
     fn warm_up(&self) -> BoxFuture<'_, Result<(), PipelineError>> {
         Box::pin(async { Ok(()) })
+    }
+    /// The models this provider answers with; see [`LlmProvider::models`].
+    fn models(&self) -> Vec<ServedModel> {
+        Vec::new()
     }
 }

@@ -88,6 +88,19 @@ def main() -> None:
     print(f"transcription: {transcript.text!r}")
     assert "weather" in words and "today" in words, transcript.text
 
+    # The models behind the chains, and one of them by id; an unknown id is NotFoundError.
+    models = client.models.list()
+    ids = [m.id for m in models]
+    assert ids and all(m.object == "model" and m.owned_by for m in models), models
+    assert "pocketsphinx" in ids, ids  # the offline recogniser of this stack's STT chain
+    assert client.models.retrieve(ids[0]).id == ids[0]
+    try:
+        client.models.retrieve("no-such-model")
+        raise AssertionError("an unknown model was found")
+    except openai.NotFoundError as e:
+        assert e.code == "model_not_found", e
+    print(f"models: {ids}")
+
     # A wrong key is an AuthenticationError.
     try:
         OpenAI(base_url=base_url, api_key="wrong", max_retries=0).chat.completions.create(

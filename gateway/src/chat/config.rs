@@ -15,6 +15,8 @@ pub struct ChatConfig {
     /// header (native clients) is always allowed: the check stops other web sites from using a
     /// visitor's browser, which always sends one. Same-origin pages (the `Origin` host equals the
     /// request's `Host`) and `localhost` / `127.0.0.1` / `[::1]` pages are always allowed.
+    /// The QUIC endpoint applies the same list to WebTransport sessions (a foreign page gets
+    /// 403), counting a page on the same host name as same-origin whatever its port.
     /// Default: empty (same origin and localhost only).
     pub allowed_origins: Vec<String>,
 
@@ -31,7 +33,9 @@ pub struct ChatConfig {
     pub max_concurrent_requests: usize,
 
     /// Events queued per connection for a client that reads slowly. When the queue is full the
-    /// replies wait (no event is dropped and memory stays bounded). Default: `256`.
+    /// replies wait (no event is dropped and memory stays bounded). A voice session on the
+    /// connection gets a second queue of this size, whose audio and viseme frames are dropped
+    /// when it is full (its events wait). Default: `256`.
     pub outbound_queue: usize,
 
     /// Milliseconds one write to a client may stay blocked (its TCP window closed, the queue

@@ -18,6 +18,7 @@ use axum::{Router, routing::get};
 use pipeline::provider::LlmProvider;
 
 pub use config::ChatConfig;
+pub(crate) use origin::webtransport_origin_allowed;
 pub(crate) use service::ChatService;
 
 use crate::Gateway;

@@ -27,15 +27,40 @@ pub(crate) fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: 
     if host.is_some_and(|h| h.trim().eq_ignore_ascii_case(authority)) {
         return true;
     }
-    let hostname = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().map(|h| format!("[{h}]"))
-    } else {
-        authority.split(':').next().map(str::to_owned)
-    };
     matches!(
-        hostname.map(|h| h.to_ascii_lowercase()).as_deref(),
+        hostname(authority).as_deref(),
         Some("localhost" | "127.0.0.1" | "[::1]")
     )
+}
+
+/// [`origin_allowed`] for a WebTransport CONNECT to `authority` (its `:authority`). The
+/// session runs on the QUIC port while the page came from the HTTP port, so a page on the
+/// same host name counts as same-origin whatever its port.
+pub(crate) fn webtransport_origin_allowed(
+    origin: Option<&str>,
+    authority: &str,
+    allowed: &[String],
+) -> bool {
+    if origin_allowed(origin, Some(authority), allowed) {
+        return true;
+    }
+    let Some((scheme, page)) = origin.and_then(|o| o.trim().split_once("://")) else {
+        return false;
+    };
+    let page = page.trim_end_matches('/');
+    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        && hostname(page).is_some_and(|page| hostname(authority) == Some(page))
+}
+
+/// The lower-case host name of `host[:port]` (IPv6 literals keep their brackets).
+fn hostname(authority: &str) -> Option<String> {
+    let name = if let Some(rest) = authority.trim().strip_prefix('[') {
+        rest.split(']').next().map(|h| format!("[{h}]"))
+    } else {
+        authority.trim().split(':').next().map(str::to_owned)
+    };
+    name.filter(|n| !n.is_empty())
+        .map(|n| n.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -85,6 +110,38 @@ mod tests {
             Some("https://evil.example"),
             host,
             &["*".to_owned()]
+        ));
+    }
+
+    #[test]
+    fn a_webtransport_page_may_come_from_another_port_of_the_same_host() {
+        let quic = "chat.example.com:4433";
+        for page in ["https://chat.example.com", "https://Chat.Example.com:8443/"] {
+            assert!(webtransport_origin_allowed(Some(page), quic, &[]), "{page}");
+        }
+        for page in [
+            "https://evil.example",
+            "https://chat.example.com.evil:4433",
+            "null",
+            "ftp://chat.example.com",
+            "https://",
+        ] {
+            assert!(
+                !webtransport_origin_allowed(Some(page), quic, &[]),
+                "{page}"
+            );
+        }
+        assert!(webtransport_origin_allowed(None, quic, &[]));
+        assert!(webtransport_origin_allowed(
+            Some("http://localhost:5173"),
+            quic,
+            &[]
+        ));
+        let listed = vec!["https://app.example.com".to_owned()];
+        assert!(webtransport_origin_allowed(
+            Some("https://app.example.com"),
+            quic,
+            &listed
         ));
     }
 }

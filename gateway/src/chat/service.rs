@@ -89,6 +89,11 @@ impl ChatService {
     }
 
     /// The chat settings this service runs with.
+    /// The node this service runs on (voice sessions, call slots, drain phases).
+    pub(crate) fn gateway(&self) -> &Gateway {
+        &self.inner.gateway
+    }
+
     pub(crate) fn config(&self) -> &ChatConfig {
         &self.inner.config
     }

@@ -5,6 +5,10 @@
 //! fed by a bounded queue, so a client that stops reading holds back the replies (and so the
 //! model streams) instead of growing memory, and is closed with 4008 once one write stays
 //! blocked for `slow_consumer_timeout_ms`.
+//!
+//! The same connection carries one voice session at a time (`start_session`): binary audio
+//! frames go to it, its audio, visemes and events come back through a second bounded queue
+//! the same writer drains (see `voice/ws.rs` for what is dropped when that queue is full).
 
 use std::{
     collections::HashMap,
@@ -23,18 +27,23 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _, stream::SplitSink};
 use protocol::{
-    ClientEvent, ServerEvent, WS_SUBPROTOCOL,
+    ClientEvent, Frame, FrameType, ServerEvent, WS_SUBPROTOCOL,
     control::{ErrorCode, ErrorEvent, Heartbeat, Hello},
+    voice::StartSession,
 };
 use tokio::{sync::mpsc, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{ChatService, origin::origin_allowed};
 use crate::{
+    CreateError,
     auth::{AuthError, Caller},
     signaling::ApiError,
+    voice::{self, Refusal, WsInput, WsStart, WsVoice},
+    webrtc::slot::SlotError,
 };
 
 /// Close code: nothing arrived for three heartbeat intervals.
@@ -45,6 +54,11 @@ pub(crate) const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 pub(crate) const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code (RFC 6455): a message over `max_message_bytes`.
 pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
+
+/// The socket's read buffer, allocated up front per connection. tungstenite's default is
+/// 128 KiB, which made an idle connection cost ~143 KiB; events are small and a larger
+/// message is still read whole, in more reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Prefix of a bearer token carried in `Sec-WebSocket-Protocol` (browsers cannot set headers).
 pub(crate) const TOKEN_PROTOCOL_PREFIX: &str = "bearer.";
@@ -111,6 +125,7 @@ pub(crate) async fn upgrade(
     ws.protocols([WS_SUBPROTOCOL])
         .max_message_size(limit)
         .max_frame_size(limit)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| Connection::run(socket, service, caller, token))
 }
 
@@ -160,6 +175,12 @@ struct Connection {
     done: CancellationToken,
     running: HashMap<String, CancellationToken>,
     replies: JoinSet<String>,
+    /// The connection's voice session, once started (it may have ended since).
+    voice: Option<WsVoice>,
+    /// The voice session's side of the outbound queue (binary frames and its events).
+    voice_out: mpsc::Sender<Message>,
+    /// Audio frames dropped because the session's input queue was full.
+    audio_dropped: u64,
 }
 
 impl Connection {
@@ -169,11 +190,13 @@ impl Connection {
         let (sink, mut stream) = socket.split();
         let (events, events_rx) = mpsc::channel(config.outbound_queue);
         let (control, control_rx) = mpsc::channel(4);
+        let (voice_out, voice_rx) = mpsc::channel(config.outbound_queue);
         let done = CancellationToken::new();
         let writer = tokio::spawn(write_loop(
             sink,
             events_rx,
             control_rx,
+            voice_rx,
             done.clone(),
             Duration::from_millis(config.slow_consumer_timeout_ms),
         ));
@@ -188,6 +211,9 @@ impl Connection {
             done: done.clone(),
             running: HashMap::new(),
             replies: JoinSet::new(),
+            voice: None,
+            voice_out,
+            audio_dropped: 0,
         };
         let hello = ServerEvent::Hello(Hello {
             protocol_version: protocol::PROTOCOL_VERSION,
@@ -241,22 +267,27 @@ impl Connection {
         done.cancel();
         drop(conn.events);
         drop(conn.control);
+        drop(conn.voice_out);
+        // Closing the session's input ends it (`transport_closed`) and frees its call slot.
+        if let Some(voice) = conn.voice.take() {
+            drop(voice.input);
+            let _ = voice.task.await;
+        }
         while conn.replies.join_next().await.is_some() {}
         let _ = writer.await;
-        tracing::debug!(connection = id, "chat connection closed");
+        tracing::debug!(
+            connection = id,
+            audio_dropped = conn.audio_dropped,
+            "chat connection closed"
+        );
     }
 
     /// Handles one inbound message; `false` ends the connection.
     async fn handle(&mut self, message: Message) -> bool {
         match message {
             Message::Text(text) => self.handle_text(&text).await,
-            Message::Binary(_) => {
-                self.error(
-                    None,
-                    ErrorCode::BadRequest,
-                    "chat connections carry JSON text messages only",
-                )
-                .await;
+            Message::Binary(bytes) => {
+                self.handle_binary(&bytes).await;
                 true
             }
             Message::Close(_) => false,
@@ -289,6 +320,12 @@ impl Connection {
                 true
             }
             ClientEvent::Pong(_) => true,
+            ClientEvent::StartSession(request) => self.start_voice(request).await,
+            ClientEvent::HangUp => self.voice_control(voice::Control::HangUp).await,
+            ClientEvent::Interrupt => self.voice_control(voice::Control::Interrupt).await,
+            ClientEvent::Mute => self.voice_control(voice::Control::Mute(true)).await,
+            ClientEvent::Unmute => self.voice_control(voice::Control::Mute(false)).await,
+            ClientEvent::Configure(c) => self.voice_control(voice::Control::Configure(c)).await,
             other => {
                 let message = format!(
                     "`{}` is not supported on chat connections",
@@ -342,11 +379,168 @@ impl Connection {
         true
     }
 
+    /// The running voice session, if any.
+    fn live_voice(&self) -> Option<&WsVoice> {
+        self.voice.as_ref().filter(|v| !v.task.is_finished())
+    }
+
+    /// `start_session`: one voice session per connection at a time, counted with the
+    /// caller's WebRTC calls against `max_concurrent_calls`.
+    async fn start_voice(&mut self, request: StartSession) -> bool {
+        let rid = request.request_id.clone();
+        if self.live_voice().is_some() {
+            let message = "a voice session is already running on this connection";
+            self.error(Some(&rid), ErrorCode::Conflict, message).await;
+            return true;
+        }
+        // The formats were checked when the event was decoded (`AudioFormat::validate`).
+        if let Err(e) = self.service.recheck(&self.caller, &self.token) {
+            self.error(Some(&rid), ErrorCode::Unauthorized, &e.to_string())
+                .await;
+            self.close(CLOSE_TOKEN_EXPIRED, "token expired").await;
+            return false;
+        }
+        let gateway = self.service.gateway();
+        let Some(factory) = gateway.voice_sessions() else {
+            let message = "this gateway runs no voice sessions";
+            self.error(Some(&rid), ErrorCode::BadRequest, message).await;
+            return true;
+        };
+        let slot = match gateway.reserve_call_slot(self.caller.clone()).await {
+            Ok(slot) => slot,
+            Err(e) => {
+                let code = match e {
+                    SlotError::Refused(CreateError::Draining) => ErrorCode::ServerDraining,
+                    SlotError::Refused(_) => ErrorCode::RateLimited,
+                    SlotError::Unavailable => ErrorCode::Internal,
+                };
+                self.error(Some(&rid), code, &e.to_string()).await;
+                return true;
+            }
+        };
+        let url = &gateway.config().control_plane_url;
+        let admission = match factory.admit(url, &self.caller, &self.token).await {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                self.voice_refused(&rid, refusal).await;
+                return true;
+            }
+        };
+        let start = WsStart {
+            user_id: self.caller.user_id.clone(),
+            request,
+            slot,
+            out: self.voice_out.clone(),
+            drain: gateway.drain_notices(),
+            admission,
+        };
+        match factory.start_ws(start) {
+            Ok(voice) => self.voice = Some(voice),
+            Err(e) => {
+                tracing::warn!(user = %self.caller.user_id, error = %e, "WebSocket voice session did not start");
+                let message = "the voice session could not start";
+                self.error(Some(&rid), ErrorCode::Internal, message).await;
+            }
+        }
+        true
+    }
+
+    /// `start_session` refused by the caller's voice quota.
+    async fn voice_refused(&self, request_id: &str, refusal: Refusal) {
+        let (code, message, retryable, retry_after_ms) = match refusal {
+            Refusal::Exhausted { resets_in_secs } => (
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "today's voice minutes are used up; they reset in {resets_in_secs} s \
+                     (midnight UTC)"
+                ),
+                false,
+                Some(resets_in_secs.saturating_mul(1000)),
+            ),
+            Refusal::Unavailable => (
+                ErrorCode::Internal,
+                "the quota service is unreachable; try again shortly".to_owned(),
+                true,
+                None,
+            ),
+            Refusal::RateLimited {
+                message,
+                retry_after,
+            } => (
+                ErrorCode::RateLimited,
+                message,
+                true,
+                retry_after.map(|s| s.saturating_mul(1000)),
+            ),
+            Refusal::Unauthorized(message) => (ErrorCode::Unauthorized, message, false, None),
+            Refusal::Forbidden(message) => (ErrorCode::Forbidden, message, false, None),
+        };
+        let event = ServerEvent::Error(ErrorEvent {
+            code,
+            message,
+            retryable,
+            retry_after_ms,
+            request_id: Some(request_id.to_owned()),
+            session_id: None,
+        });
+        let _ = self.events.send(event).await;
+    }
+
+    /// A voice control for the running session.
+    async fn voice_control(&self, control: voice::Control) -> bool {
+        let sent = match self.live_voice() {
+            Some(voice) => voice.input.send(WsInput::Control(control)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            let message = "no voice session on this connection: send start_session first";
+            self.error(None, ErrorCode::BadRequest, message).await;
+        }
+        true
+    }
+
+    /// One binary message: an audio frame for the running voice session.
+    async fn handle_binary(&mut self, bytes: &Bytes) {
+        let frame = match Frame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let message = format!("binary message: {e}");
+                self.error(None, e.error_code(), &message).await;
+                return;
+            }
+        };
+        if frame.frame_type != FrameType::Audio {
+            let message = format!(
+                "clients send audio frames only (type 0x01), not type {:#04x}",
+                frame.frame_type.as_byte()
+            );
+            self.error(None, ErrorCode::BadRequest, &message).await;
+            return;
+        }
+        let queued = match self.live_voice() {
+            Some(voice) => voice.input.try_send(WsInput::Audio(frame.payload)),
+            None => {
+                let message = "audio before start_session: no voice session on this connection";
+                self.error(None, ErrorCode::BadRequest, message).await;
+                return;
+            }
+        };
+        match queued {
+            Ok(()) => {}
+            // The session is behind; its own queue would drop old audio anyway.
+            Err(mpsc::error::TrySendError::Full(_)) => self.audio_dropped += 1,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                let message = "the voice session has ended";
+                self.error(None, ErrorCode::BadRequest, message).await;
+            }
+        }
+    }
+
     async fn error(&self, request_id: Option<&str>, code: ErrorCode, message: &str) {
         let event = ServerEvent::Error(ErrorEvent {
             code,
             message: message.to_owned(),
-            retryable: code == ErrorCode::RateLimited,
+            retryable: matches!(code, ErrorCode::RateLimited | ErrorCode::ServerDraining),
             retry_after_ms: None,
             request_id: request_id.map(str::to_owned),
             session_id: None,
@@ -375,12 +569,27 @@ fn too_big(e: &axum::Error) -> bool {
     false
 }
 
+/// An event as a text message; `None` (logged) for one that cannot be encoded.
+fn encode(event: &ServerEvent) -> Option<Message> {
+    match event.to_json() {
+        Ok(json) => Some(Message::Text(Utf8Bytes::from(json))),
+        Err(e) => {
+            tracing::error!(error = %e, "chat event not encodable");
+            None
+        }
+    }
+}
+
+/// Most queued events written with one flush.
+const MAX_BATCH: usize = 32;
+
 /// Owns the sending half: control messages first, then queued events; a write blocked longer
 /// than `slow` closes the connection with 4008.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut events: mpsc::Receiver<ServerEvent>,
     mut control: mpsc::Receiver<Control>,
+    mut voice: mpsc::Receiver<Message>,
     done: CancellationToken,
     slow: Duration,
 ) {
@@ -397,17 +606,27 @@ async fn write_loop(
                 }
             },
             event = events.recv() => match event {
-                Some(event) => match event.to_json() {
-                    Ok(json) => Message::Text(Utf8Bytes::from(json)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "chat event not encodable");
-                        continue;
-                    }
+                Some(event) => match encode(&event) {
+                    Some(message) => message,
+                    None => continue,
                 },
                 None => break,
             },
+            Some(message) = voice.recv() => message,
         };
-        match tokio::time::timeout(slow, sink.send(message)).await {
+        // Events already queued go out in the same write: under load one syscall and one
+        // timer carry many deltas, and an idle connection's event is still written at once.
+        let batch = async {
+            sink.feed(message).await?;
+            for _ in 1..MAX_BATCH {
+                let Ok(event) = events.try_recv() else { break };
+                if let Some(message) = encode(&event) {
+                    sink.feed(message).await?;
+                }
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout(slow, batch).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
             Err(_) => {
@@ -421,8 +640,10 @@ async fn write_loop(
     if let Some((code, reason)) = close {
         if code != CLOSE_SLOW_CONSUMER {
             while let Ok(event) = events.try_recv() {
-                let Ok(json) = event.to_json() else { continue };
-                if tokio::time::timeout(slow, sink.send(Message::Text(Utf8Bytes::from(json))))
+                let Some(message) = encode(&event) else {
+                    continue;
+                };
+                if tokio::time::timeout(slow, sink.send(message))
                     .await
                     .is_err()
                 {

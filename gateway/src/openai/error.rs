@@ -75,6 +75,17 @@ impl OpenAiError {
         )
     }
 
+    /// 404 `model_not_found`, worded as OpenAI words it.
+    pub(crate) fn model_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model `{id}` does not exist or you do not have access to it."),
+        )
+        .with_param("model")
+    }
+
     /// 413: the body is over the configured limit.
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
         Self::new(

@@ -4,7 +4,8 @@
 //! - `POST /v1/chat/completions`: the LLM chain, as one `chat.completion` or as SSE
 //!   `chat.completion.chunk` events ending in `data: [DONE]`;
 //! - `POST /v1/audio/speech`: the TTS chain, 24 kHz mono 16-bit `wav` or `pcm`, streamed;
-//! - `POST /v1/audio/transcriptions`: a WAV upload through the STT chain.
+//! - `POST /v1/audio/transcriptions`: a WAV upload through the STT chain;
+//! - `GET /v1/models`, `GET /v1/models/{model}`: the models behind those chains.
 //!
 //! Any `model` name is accepted and echoed back: the configured provider chain answers (with
 //! its own failover), whatever the client calls it. Each completion spends one message of the
@@ -18,27 +19,31 @@ mod chat;
 mod completions;
 mod config;
 mod error;
-mod quota;
+mod models;
+pub(crate) mod quota;
 mod resample;
 mod settle;
 mod speech;
 mod transcription;
 mod wav;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     Router,
     body::Bytes,
     extract::{DefaultBodyLimit, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
-    routing::post,
+    routing::{get, post},
 };
 use pipeline::session::Providers;
 
 pub use config::OpenAiConfig;
 
-use self::{auth::Authenticated, error::OpenAiError, quota::QuotaClient};
+use self::{auth::Authenticated, error::OpenAiError, models::Catalogue, quota::QuotaClient};
 use crate::Gateway;
 
 /// What every handler needs.
@@ -47,6 +52,7 @@ pub(crate) struct OpenAi {
     gateway: Gateway,
     quota: QuotaClient,
     config: OpenAiConfig,
+    models: Arc<Catalogue>,
 }
 
 impl OpenAi {
@@ -70,6 +76,7 @@ pub(crate) fn routes(gateway: Gateway) -> Router {
     let state = OpenAi {
         quota: QuotaClient::new(&gateway.config().control_plane_url),
         config: config.clone(),
+        models: Arc::new(Catalogue::new(gateway.providers(), unix_now())),
         gateway,
     };
     let json = Router::new()
@@ -79,7 +86,10 @@ pub(crate) fn routes(gateway: Gateway) -> Router {
     let audio = Router::new()
         .route("/v1/audio/transcriptions", post(transcription::create))
         .layer(DefaultBodyLimit::max(config.max_audio_bytes));
-    json.merge(audio).with_state(state)
+    let models = Router::new()
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{*model}", get(models::retrieve));
+    json.merge(audio).merge(models).with_state(state)
 }
 
 /// JSON endpoints want `Content-Type: application/json` (415 otherwise), as the SDKs send.

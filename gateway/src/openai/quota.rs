@@ -6,6 +6,10 @@
 //! seconds) and settles with what it really used once it is over, also when the client went
 //! away midway. The reserve call passes the control plane's rate limiter like any other
 //! `/api/` request, so the tier's hourly API allowance applies to these endpoints too.
+//!
+//! Voice sessions use the same client for their blocks of voice seconds
+//! (`voice/quota.rs`), through [`QuotaClient::grant`], which returns partial grants as they
+//! are.
 
 use std::time::Duration;
 
@@ -83,6 +87,19 @@ impl QuotaClient {
         }
     }
 
+    /// The same HTTP client (and its connection pool) for the control plane at `url`.
+    pub(crate) fn with_base(&self, url: &str) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Whether a control plane is configured to ask.
+    pub(crate) fn is_configured(&self) -> bool {
+        !self.base.is_empty()
+    }
+
     /// Reserves `amount` of `kind` for the caller holding `token`. A partial or empty grant is
     /// released at once and refused with 429 `insufficient_quota`: an API answer is all or
     /// nothing.
@@ -100,34 +117,10 @@ impl QuotaClient {
             ));
         }
         let key = format!("openai-{}-{}", kind.as_str(), random_hex());
-        let body =
-            json!({ "reservations": [{ "key": key, "kind": kind.as_str(), "amount": amount }] });
-        let response = self
-            .http
-            .post(format!("{}/api/quota/reserve", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
+        let grant = self
+            .grant(token, kind, &key, amount)
             .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "quota reserve: control plane unreachable");
-                OpenAiError::unavailable(
-                    "quota_unavailable",
-                    "the quota service is unreachable; try again shortly",
-                )
-            })?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(refusal(status, response).await);
-        }
-        let grant = response
-            .json::<ReserveResponse>()
-            .await
-            .ok()
-            .and_then(|r| r.results.into_iter().next())
-            .ok_or_else(|| {
-                OpenAiError::internal("quota reserve", "the control plane's answer has no grant")
-            })?;
+            .map_err(GrantError::into_openai)?;
         if grant.granted < amount {
             let reservation = Reservation {
                 key,
@@ -151,11 +144,68 @@ impl QuotaClient {
         })
     }
 
+    /// Reserves up to `amount` of `kind` under the idempotency `key`: the control plane's
+    /// answer as it is, partial and empty grants included (a voice session runs on exactly
+    /// what it was granted). Asking again with the same key and amount repeats the first
+    /// answer, so a request whose answer was lost can be retried without counting twice.
+    pub(crate) async fn grant(
+        &self,
+        token: &str,
+        kind: QuotaKind,
+        key: &str,
+        amount: u64,
+    ) -> Result<Grant, GrantError> {
+        if self.base.is_empty() {
+            return Err(GrantError::Unreachable);
+        }
+        let body =
+            json!({ "reservations": [{ "key": key, "kind": kind.as_str(), "amount": amount }] });
+        let response = self
+            .http
+            .post(format!("{}/api/quota/reserve", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "quota reserve: control plane unreachable");
+                GrantError::Unreachable
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(refusal(status, response).await);
+        }
+        let grant = response
+            .json::<ReserveResponse>()
+            .await
+            .ok()
+            .and_then(|r| r.results.into_iter().next())
+            .ok_or(GrantError::Malformed)?;
+        Ok(Grant {
+            granted: grant.granted,
+            remaining: grant.remaining,
+            resets_in_secs: grant.resets_in_secs,
+        })
+    }
+
     /// Settles `reservation` with what was used; the rest returns to the day's quota.
     /// Failures are logged, not returned: the answer has already been given, and an unsettled
     /// reservation stays counted (the caller is never under-charged by our failure).
     pub(crate) async fn settle(&self, token: &str, reservation: &Reservation, used: u64) {
-        let body = json!({ "settlements": [{ "key": reservation.key, "used": used }] });
+        self.settle_all(token, &[(reservation.key.as_str(), used)])
+            .await;
+    }
+
+    /// Settles several reservations in one request; `true` once the control plane has
+    /// answered (settling is idempotent by key, so a retry after `false` is safe). Failures
+    /// are logged.
+    pub(crate) async fn settle_all(&self, token: &str, settlements: &[(&str, u64)]) -> bool {
+        let items: Vec<_> = settlements
+            .iter()
+            .map(|(key, used)| json!({ "key": key, "used": used }))
+            .collect();
+        let body = json!({ "settlements": items });
+        let first_key = settlements.first().map_or("", |(key, _)| key);
         let result = self
             .http
             .post(format!("{}/api/quota/settle", self.base))
@@ -164,19 +214,86 @@ impl QuotaClient {
             .send()
             .await;
         match result {
-            Ok(r) if r.status().is_success() => {}
+            Ok(r) if r.status().is_success() => true,
             Ok(r) => {
-                tracing::warn!(status = %r.status(), key = %reservation.key, "quota settle refused");
+                tracing::warn!(status = %r.status(), key = %first_key, "quota settle refused");
+                // A refusal (an expired token, a malformed batch) will not change on retry.
+                true
             }
             Err(e) => {
-                tracing::warn!(error = %e, key = %reservation.key, "quota settle failed");
+                tracing::warn!(error = %e, key = %first_key, "quota settle failed");
+                false
             }
         }
     }
 }
 
-/// Maps a control-plane refusal to the OpenAI error a client expects.
-async fn refusal(status: StatusCode, response: reqwest::Response) -> OpenAiError {
+/// What the control plane granted one reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// Granted now: the amount asked for, or less (even 0) when the day's quota runs out.
+    pub(crate) granted: u64,
+    /// Left today after this grant; `None` when unlimited.
+    pub(crate) remaining: Option<u64>,
+    /// Seconds until the daily quota resets (UTC midnight).
+    pub(crate) resets_in_secs: u64,
+}
+
+/// Why a reservation got no answer with a grant in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GrantError {
+    /// The control plane could not be reached (or none is configured): retrying may help.
+    Unreachable,
+    /// The control plane answered, but not with a grant it understood.
+    Malformed,
+    /// 429 from the control plane's rate limiter.
+    RateLimited {
+        message: String,
+        retry_after: Option<u64>,
+    },
+    /// 401: the token is not (or no longer) accepted.
+    Unauthorized(String),
+    /// 403: the account may not use this.
+    Forbidden(String),
+    /// Any other status: the control plane failed.
+    Failed(String),
+}
+
+impl GrantError {
+    /// Whether asking again later may succeed.
+    pub(crate) fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable | Self::Malformed | Self::RateLimited { .. } | Self::Failed(_)
+        )
+    }
+
+    /// The OpenAI error a client of the compatible endpoints expects.
+    fn into_openai(self) -> OpenAiError {
+        match self {
+            Self::Unreachable => OpenAiError::unavailable(
+                "quota_unavailable",
+                "the quota service is unreachable; try again shortly",
+            ),
+            Self::Malformed => {
+                OpenAiError::internal("quota reserve", "the control plane's answer has no grant")
+            }
+            Self::RateLimited {
+                message,
+                retry_after,
+            } => OpenAiError::rate_limited(message, retry_after),
+            Self::Unauthorized(message) => OpenAiError::invalid_api_key(message),
+            Self::Forbidden(message) => OpenAiError::forbidden(message),
+            Self::Failed(_) => OpenAiError::unavailable(
+                "quota_unavailable",
+                "the quota service could not be asked; try again shortly",
+            ),
+        }
+    }
+}
+
+/// Classifies a control-plane refusal.
+async fn refusal(status: StatusCode, response: reqwest::Response) -> GrantError {
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
@@ -188,20 +305,20 @@ async fn refusal(status: StatusCode, response: reqwest::Response) -> OpenAiError
         .map(|b| b.error.message)
         .unwrap_or_else(|_| format!("the control plane answered {status}"));
     match status {
-        StatusCode::TOO_MANY_REQUESTS => OpenAiError::rate_limited(message, retry_after),
-        StatusCode::UNAUTHORIZED => OpenAiError::invalid_api_key(message),
-        StatusCode::FORBIDDEN => OpenAiError::forbidden(message),
+        StatusCode::TOO_MANY_REQUESTS => GrantError::RateLimited {
+            message,
+            retry_after,
+        },
+        StatusCode::UNAUTHORIZED => GrantError::Unauthorized(message),
+        StatusCode::FORBIDDEN => GrantError::Forbidden(message),
         _ => {
             tracing::warn!(%status, %message, "quota reserve refused");
-            OpenAiError::unavailable(
-                "quota_unavailable",
-                "the quota service could not be asked; try again shortly",
-            )
+            GrantError::Failed(message)
         }
     }
 }
 
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let mut b = [0u8; 12];
     // A failing OS random source leaves zeros; the time part still keeps keys apart.
     let _ = getrandom::fill(&mut b);

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct QuicConfig {
     /// Serve QUIC and WebTransport. Default: `true` (the hosting process logs the bound
-    /// address and where to fetch the certificate hash).
+    /// address and where to fetch the certificate hash; `/readyz` reports the endpoint as
+    /// `quic`).
     pub enabled: bool,
 
     /// UDP address of the QUIC endpoint. Port 0 picks a free port at start-up (the log line

@@ -5,7 +5,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
 };
@@ -13,7 +13,7 @@ use std::{
 use protocol::{MAX_FRAME_LEN, QUIC_ALPN};
 use quinn::{IdleTimeout, TransportConfig, VarInt, crypto::rustls::QuicServerConfig};
 use tokio::{sync::watch, time::Instant};
-use web_transport_quinn::Session;
+use web_transport_quinn::{Session, http::StatusCode};
 
 use super::{
     QuicInfo, ReplyService,
@@ -24,10 +24,14 @@ use super::{
     identity::{CertHash, Identity, SELF_SIGNED_ROTATION},
     stream::StreamContext,
 };
-use crate::auth::CallerVerifier;
+use crate::{auth::CallerVerifier, chat::webtransport_origin_allowed};
 
 /// ALPN of WebTransport (HTTP/3).
 const H3_ALPN: &[u8] = b"h3";
+
+/// How long a refused WebTransport CONNECT keeps its connection for the answer to arrive (a
+/// client closes as soon as it reads it).
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
 /// Unidirectional streams a client may open: HTTP/3 needs three (control, QPACK encoder and
 /// decoder); raw QUIC clients need none (theirs are refused).
@@ -63,15 +67,43 @@ struct Shared {
     live: watch::Sender<usize>,
     next_connection: AtomicU64,
     ctx: Arc<StreamContext>,
+    /// Browser origins allowed besides same-host and localhost pages
+    /// (`gateway.chat.allowed_origins`, the WebSocket chat's list).
+    allowed_origins: Vec<String>,
+    /// Shared with the [`QuicInfo`], for `/readyz`.
+    status: Arc<Status>,
+}
+
+/// Whether the endpoint takes new connections, as `/readyz` reports it.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    draining: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl Status {
+    /// `Ok` while bound and accepting; why not once drained or closed.
+    pub(crate) fn readiness(&self) -> Result<(), String> {
+        if self.closed.load(Relaxed) {
+            Err("the QUIC endpoint is closed".to_owned())
+        } else if self.draining.load(Relaxed) {
+            Err("the QUIC endpoint is draining for shutdown".to_owned())
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl QuicEndpoint {
     /// Binds `config.listen` and starts accepting. Every request stream is authenticated
-    /// with `verifier` and answered by `service`.
+    /// with `verifier` and answered by `service`. WebTransport sessions from browser pages
+    /// are refused (HTTP 403) unless the page is same-host, `localhost`, or in
+    /// `allowed_origins` (the WebSocket chat's `gateway.chat.allowed_origins`).
     pub async fn start(
         config: &QuicConfig,
         verifier: Arc<dyn CallerVerifier>,
         service: Arc<dyn ReplyService>,
+        allowed_origins: Vec<String>,
     ) -> Result<Self, QuicError> {
         // This module passes its provider explicitly; the process default is for libraries
         // that ask rustls for one (ambiguous when two backends are compiled in).
@@ -109,11 +141,14 @@ impl QuicEndpoint {
                 start_timeout: Duration::from_secs(config.request_start_timeout_secs),
                 event_queue: config.event_queue,
             }),
+            allowed_origins,
+            status: Arc::default(),
         });
         let accept = tokio::spawn(accept_loop(shared.clone()));
         let closer = CloseOnDrop {
             accept,
             endpoint: shared.endpoint.clone(),
+            status: shared.status.clone(),
         };
         Ok(Self {
             shared,
@@ -127,6 +162,7 @@ impl QuicEndpoint {
             local_addr: self.shared.local_addr,
             webtransport_path: self.webtransport_path().map(str::to_owned),
             cert: self.shared.cert.clone(),
+            status: self.shared.status.clone(),
         }
     }
 
@@ -163,6 +199,7 @@ impl QuicEndpoint {
     /// the endpoint. Returns how many connections were still open when the drain began.
     pub async fn drain(&self, grace: Duration) -> usize {
         let open = *self.shared.live.borrow();
+        self.shared.status.draining.store(true, Relaxed);
         let deadline = Instant::now() + grace;
         self.shared.drain.send_replace(Some(deadline));
         let mut live = self.shared.live.subscribe();
@@ -221,6 +258,7 @@ async fn accept_loop(shared: Arc<Shared>) {
             incoming = shared.endpoint.accept() => {
                 let Some(incoming) = incoming else {
                     // The endpoint was closed.
+                    shared.status.closed.store(true, Relaxed);
                     return;
                 };
                 let full = shared.endpoint.open_connections() >= shared.config.max_connections;
@@ -307,9 +345,32 @@ async fn webtransport_session(shared: &Shared, conn: quinn::Connection) -> Optio
     };
     if request.url.path() != shared.config.webtransport_path {
         tracing::debug!(url = %request.url, "WebTransport CONNECT to an unknown path");
-        let _ = request
-            .reject(web_transport_quinn::http::StatusCode::NOT_FOUND)
-            .await;
+        refuse(&conn, request, StatusCode::NOT_FOUND).await;
+        return None;
+    }
+    // Browsers let any page open a session anywhere and always send `Origin`: without this
+    // another site's page could chat as the visitor, as with WebSocket hijacking.
+    let origin = request
+        .headers
+        .get(web_transport_quinn::http::header::ORIGIN);
+    let origin = match origin.map(|o| o.to_str()) {
+        None => None,
+        Some(Ok(origin)) => Some(origin),
+        // Not text: no allowed origin looks like that.
+        Some(Err(_)) => Some("null"),
+    };
+    let url = &request.url;
+    let authority = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (host, None) => host.unwrap_or_default().to_owned(),
+        (None, Some(_)) => String::new(),
+    };
+    if !webtransport_origin_allowed(origin, &authority, &shared.allowed_origins) {
+        tracing::info!(
+            origin,
+            "WebTransport CONNECT from a page of another site refused"
+        );
+        refuse(&conn, request, StatusCode::FORBIDDEN).await;
         return None;
     }
     match request.ok().await {
@@ -321,14 +382,29 @@ async fn webtransport_session(shared: &Shared, conn: quinn::Connection) -> Optio
     }
 }
 
+/// Answers a CONNECT with `status`, then waits (up to [`REFUSAL_LINGER`]) for the client to
+/// close: dropping the last handle of a connection closes it at once, which could discard the
+/// answer before it is delivered.
+async fn refuse(
+    conn: &quinn::Connection,
+    request: web_transport_quinn::Request,
+    status: StatusCode,
+) {
+    if request.reject(status).await.is_ok() {
+        let _ = tokio::time::timeout(REFUSAL_LINGER, conn.closed()).await;
+    }
+}
+
 /// Stops the accept loop and closes every connection when the last handle goes away.
 struct CloseOnDrop {
     accept: tokio::task::JoinHandle<()>,
     endpoint: quinn::Endpoint,
+    status: Arc<Status>,
 }
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
+        self.status.closed.store(true, Relaxed);
         self.accept.abort();
         self.endpoint
             .close(AppCode::SERVER_DRAINING.varint(), b"server stopped");

@@ -84,6 +84,7 @@ pub(crate) struct QuicInfo {
     local_addr: std::net::SocketAddr,
     webtransport_path: Option<String>,
     cert: Arc<std::sync::RwLock<CertHash>>,
+    status: Arc<endpoint::Status>,
 }
 
 impl Gateway {
@@ -107,13 +108,25 @@ impl Gateway {
         &self,
         service: Arc<dyn ReplyService>,
     ) -> Result<QuicEndpoint, QuicError> {
-        let endpoint =
-            QuicEndpoint::start(&self.config().quic, self.inner.verifier.clone(), service).await?;
+        let config = self.config();
+        let endpoint = QuicEndpoint::start(
+            &config.quic,
+            self.inner.verifier.clone(),
+            service,
+            config.chat.allowed_origins.clone(),
+        )
+        .await?;
         let _ = self.inner.quic.set(endpoint.info());
         Ok(endpoint)
     }
 
     pub(crate) fn quic_info(&self) -> Option<&QuicInfo> {
         self.inner.quic.get()
+    }
+
+    /// The `/readyz` entry of the QUIC endpoint, once one has started: ok while it is bound
+    /// and accepting, failing once it drains or closes.
+    pub(crate) fn quic_readiness(&self) -> Option<Result<(), String>> {
+        self.quic_info().map(|info| info.status.readiness())
     }
 }

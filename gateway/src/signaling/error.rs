@@ -7,6 +7,7 @@ use axum::{
 };
 use serde_json::json;
 
+use crate::voice::Refusal;
 use crate::webrtc::{
     offer::OfferError,
     registry::{CallOpError, CreateError},
@@ -94,6 +95,40 @@ impl From<CreateError> for ApiError {
             }
             CreateError::Draining => Self::draining(),
             _ => Self::new(StatusCode::SERVICE_UNAVAILABLE, "node_full", message),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Exhausted { resets_in_secs } => Self {
+                retry_after: Some(resets_in_secs),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    format!(
+                        "today's voice minutes are used up; they reset in {resets_in_secs} s \
+                         (midnight UTC)"
+                    ),
+                )
+            },
+            Refusal::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "quota_unavailable",
+                "the quota service is unreachable; try again shortly",
+            ),
+            Refusal::RateLimited {
+                message,
+                retry_after,
+            } => Self {
+                retry_after,
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            },
+            Refusal::Unauthorized(message) => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            }
+            Refusal::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
         }
     }
 }

@@ -5,7 +5,7 @@ use protocol::{
     ClientEvent, ServerEvent,
     control::{ErrorCode, ErrorEvent},
     viseme::VisemeFrame,
-    voice::{MAX_VISEMES_PER_EVENT, Visemes},
+    voice::{Configure, MAX_VISEMES_PER_EVENT, Visemes},
 };
 
 /// What a client message asks for.
@@ -17,13 +17,15 @@ pub(crate) enum Control {
     Interrupt,
     /// Stop (`true`) or resume (`false`) listening.
     Mute(bool),
+    /// Change session settings (`visemes` on or off).
+    Configure(Configure),
     /// Answer the client with this event (a `pong`, or an `error` for a bad message).
     Reply(ServerEvent),
     /// Nothing to do (a `pong`).
     Ignore,
 }
 
-fn error(code: ErrorCode, message: String, session_id: &str) -> Control {
+pub(crate) fn error(code: ErrorCode, message: String, session_id: &str) -> Control {
     Control::Reply(ServerEvent::Error(ErrorEvent {
         code,
         message,
@@ -46,6 +48,7 @@ pub(crate) fn client_message(text: &str, session_id: &str) -> Control {
         ClientEvent::Interrupt => Control::Interrupt,
         ClientEvent::Mute => Control::Mute(true),
         ClientEvent::Unmute => Control::Mute(false),
+        ClientEvent::Configure(c) => Control::Configure(c),
         ClientEvent::Ping(beat) => Control::Reply(ServerEvent::Pong(beat)),
         ClientEvent::Pong(_) => Control::Ignore,
         ClientEvent::StartSession(_) => error(

@@ -1,26 +1,48 @@
-//! The voice bridge: every WebRTC call talks to its own voice pipeline session.
+//! The voice bridge: every WebRTC call, and every `start_session` on a WebSocket, talks to
+//! its own voice pipeline session.
 //!
 //! ```text
 //! caller ─RTP Opus─▶ jitter buffer ─20 ms tick─▶ Opus decode (FEC/PLC) ─Frame48─▶ session
 //! caller ◀─RTP Opus── Opus encode ◀──────── SessionOutput::Audio (already paced) ◀─┘
 //! caller ◀─`events`── JSON: session_started, the session's events, `visemes` batches, session_ended
-//! caller ──`events`─▶ hang_up / interrupt / mute / unmute / ping (anything else: `error`)
+//! caller ──`events`─▶ hang_up / interrupt / mute / unmute / configure / ping (else: `error`)
+//!
+//! socket ─binary audio frames─▶ Opus decode / PCM downmix + resample ─bounded queue─▶ session
+//! socket ◀─binary audio + viseme frames, JSON text── the same session output
 //! ```
 //!
-//! [`VoiceSessionFactory`] holds what every call shares (providers, the Silero model, the
+//! [`VoiceSessionFactory`] holds what every session shares (providers, the Silero model, the
 //! settings) and is the gateway's [`CallHandler`]: install it with
-//! [`Gateway::with_call_handler`](crate::Gateway::with_call_handler). Per call it spawns one
-//! task (`call.rs`) with one 20 ms interval; the sans-IO parts are `inbound.rs` (jitter
-//! buffer and decoder), `outbound.rs` (Opus packets from one reused buffer) and `events.rs`
-//! (client controls, viseme batching).
+//! [`Gateway::with_call_handler`](crate::Gateway::with_call_handler); WebSocket connections
+//! start their sessions from the same factory. Per session it spawns one task with one 20 ms
+//! interval: `bridge.rs` is that task's core (held events, viseme batching, drain phases, end
+//! reasons) over a small `Transport` seam, implemented by `call.rs` (WebRTC) and `ws.rs`
+//! (WebSocket). The sans-IO parts are `inbound.rs` (jitter buffer and decoder),
+//! `outbound.rs` (Opus packets from one reused buffer), `ws_input.rs` (binary audio frames
+//! to 20 ms frames), `ws_output.rs` (binary frames out), `events.rs` (client controls,
+//! viseme batching) and `meter.rs` (when to reserve the caller's next block of voice
+//! seconds, when the session must end, what to settle); `quota.rs` makes its control-plane
+//! calls. The first block is reserved before a session starts (in signaling for a WebRTC
+//! offer, in `start_session` on a WebSocket).
 
+mod bridge;
 mod call;
 mod events;
 mod inbound;
+mod meter;
 mod outbound;
+mod quota;
+mod ws;
+mod ws_input;
+mod ws_output;
+
+pub(crate) use events::Control;
+pub use quota::VoiceQuotaConfig;
+pub(crate) use quota::{Admission, Refusal};
+pub(crate) use ws::{WsInput, WsStart, WsVoice};
 
 use std::sync::{
-    Arc,
+    Arc, OnceLock,
     atomic::{AtomicUsize, Ordering::Relaxed},
 };
 
@@ -32,7 +54,7 @@ use pipeline::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{CallHandle, CallHandler};
+use crate::{CallHandle, CallHandler, Caller, openai::quota::QuotaClient};
 
 /// How calls are bridged to voice sessions.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -49,6 +71,9 @@ pub struct VoiceConfig {
     /// the browser plays audio through its own jitter buffer, so a batch this late still
     /// arrives about when its mouth shape is due. Default 100 (20 = one event per frame).
     pub viseme_batch_ms: u16,
+    /// How sessions spend the caller's daily voice seconds (blocks reserved from the control
+    /// plane). See [`VoiceQuotaConfig`].
+    pub quota: VoiceQuotaConfig,
 }
 
 impl Default for VoiceConfig {
@@ -58,6 +83,7 @@ impl Default for VoiceConfig {
             opus: OpusConfig::default(),
             jitter: JitterConfig::default(),
             viseme_batch_ms: 100,
+            quota: VoiceQuotaConfig::default(),
         }
     }
 }
@@ -72,6 +98,12 @@ pub enum VoiceError {
     /// The pipeline refused its settings (providers, session config).
     #[error("voice pipeline: {0}")]
     Pipeline(#[from] pipeline::PipelineError),
+    /// A binary frame could not be built (a viseme out of range).
+    #[error("voice frame: {0}")]
+    Protocol(#[from] protocol::ProtocolError),
+    /// A setting is out of range (names the key).
+    #[error("voice.{0}")]
+    Config(&'static str),
 }
 
 /// Counters over every call this factory has bridged.
@@ -88,9 +120,12 @@ struct Shared {
     vad: SileroModel,
     metrics: Option<LatencyMetrics>,
     counters: Counters,
+    /// The HTTP client for the control plane's quota API, built on first use (the gateway
+    /// names the control plane per call).
+    quota: OnceLock<QuotaClient>,
 }
 
-/// Starts a voice session for every call; cheap to clone.
+/// Starts a voice session for every call and every WebSocket `start_session`; cheap to clone.
 #[derive(Clone)]
 pub struct VoiceSessionFactory {
     shared: Arc<Shared>,
@@ -114,6 +149,11 @@ impl VoiceSessionFactory {
         providers: Providers,
         vad: SileroModel,
     ) -> Result<Self, VoiceError> {
+        if config.quota.block_secs == 0 {
+            return Err(VoiceError::Config(
+                "quota.block_secs: expected at least 1 second",
+            ));
+        }
         OpusEncoder::new(&config.opus)?;
         media::JitterBuffer::new(config.jitter.clone())?;
         vad.for_call()?;
@@ -124,6 +164,7 @@ impl VoiceSessionFactory {
                 vad,
                 metrics: None,
                 counters: Counters::default(),
+                quota: OnceLock::new(),
             }),
         })
     }
@@ -151,6 +192,7 @@ impl VoiceSessionFactory {
             vad: s.vad.clone(),
             metrics: None,
             counters: Counters::default(),
+            quota: OnceLock::new(),
         });
         Self {
             shared: Arc::new(Shared {
@@ -160,7 +202,7 @@ impl VoiceSessionFactory {
         }
     }
 
-    /// Calls whose session task is still running.
+    /// Sessions (WebRTC calls and WebSocket sessions) whose task is still running.
     pub fn active_sessions(&self) -> usize {
         self.shared.counters.active.load(Relaxed)
     }
@@ -168,6 +210,28 @@ impl VoiceSessionFactory {
     /// Sessions started since the factory was built.
     pub fn sessions_started(&self) -> usize {
         self.shared.counters.started.load(Relaxed)
+    }
+
+    /// Reserves the first block of voice seconds for a session of `caller` (holding `token`)
+    /// from the control plane at `control_plane_url` (see `quota.rs` for who is metered).
+    pub(crate) async fn admit(
+        &self,
+        control_plane_url: &str,
+        caller: &Caller,
+        token: &str,
+    ) -> Result<Admission, Refusal> {
+        let quota = self
+            .shared
+            .quota
+            .get_or_init(|| QuotaClient::new(""))
+            .with_base(control_plane_url);
+        let config = self.shared.config.quota.clone();
+        let (caller, token) = (caller.clone(), token.to_owned());
+        // In its own task: should the request that asked go away mid-call (an HTTP client
+        // hanging up), the reservation still completes and is released by its `Drop`.
+        let reserve =
+            tokio::spawn(async move { Admission::reserve(&quota, &config, &caller, &token).await });
+        reserve.await.unwrap_or(Err(Refusal::Unavailable))
     }
 
     /// Calls whose session could not start (the caller got an `error` and was hung up on).
@@ -190,5 +254,9 @@ impl CallHandler for VoiceSessionFactory {
             }
             counters.active.fetch_sub(1, Relaxed);
         });
+    }
+
+    fn voice_sessions(&self) -> Option<&VoiceSessionFactory> {
+        Some(self)
     }
 }

@@ -28,7 +28,7 @@ use super::{
     trickle::TrickleFragment,
     types::{CallEvent, CallId, CallState, CloseReason, DrainPhase},
 };
-use crate::{Config, Error, auth::Caller};
+use crate::{Config, Error, auth::Caller, voice::Admission};
 
 /// Commands from signaling and from call handles. Bounded: senders wait when the endpoint is
 /// busy, which is the backpressure.
@@ -37,6 +37,9 @@ pub(crate) enum Command {
     Create {
         caller: Caller,
         offer: String,
+        /// The caller's first block of voice seconds, handed to the call (released when the
+        /// call is not created).
+        admission: Admission,
         reply: oneshot::Sender<Result<CreatedCall, CreateError>>,
     },
     Candidates {
@@ -58,6 +61,15 @@ pub(crate) enum Command {
     Message {
         id: CallId,
         text: String,
+    },
+    /// Take a call slot for a WebSocket voice session (one limit with WebRTC calls).
+    Reserve {
+        caller: Caller,
+        reply: oneshot::Sender<Result<(), CreateError>>,
+    },
+    /// Give back a slot taken with `Reserve`.
+    Release {
+        user_id: String,
     },
     /// Node shutdown: hang up every call (each closes with `CloseReason::Shutdown`).
     HangUpAll {
@@ -109,6 +121,9 @@ impl Endpoint {
             let local = socket
                 .local_addr()
                 .map_err(|source| Error::Bind { addr, source })?;
+            if config.udp_socket_buffer_bytes > 0 {
+                size_buffers(&socket, local, config.udp_socket_buffer_bytes);
+            }
             advertised.push(
                 config
                     .public_ip
@@ -226,6 +241,7 @@ impl Driver {
             Command::Create {
                 caller,
                 offer,
+                admission,
                 reply,
             } => {
                 // Signaling checks too; this closes the race with an offer already queued
@@ -242,7 +258,7 @@ impl Driver {
                 );
                 let created = result.as_ref().ok().map(|c| c.id);
                 if let Some(id) = created {
-                    self.open_channels(id, caller);
+                    self.open_channels(id, caller, admission);
                 }
                 if reply.send(result).is_err()
                     && let Some(id) = created
@@ -252,6 +268,24 @@ impl Driver {
                         .registry
                         .hang_up(now, id, None, CloseReason::CallerHungUp);
                 }
+            }
+            Command::Reserve { caller, reply } => {
+                let result = if *self.drain.borrow() == DrainPhase::Serving {
+                    self.registry
+                        .reserve_slot(&caller.user_id, caller.max_concurrent_calls)
+                } else {
+                    Err(CreateError::Draining)
+                };
+                let reserved = result.is_ok();
+                if reply.send(result).is_err() && reserved {
+                    // The session gave up waiting: nobody holds the slot.
+                    self.registry.release_slot(&caller.user_id);
+                }
+                self.publish_active();
+            }
+            Command::Release { user_id } => {
+                self.registry.release_slot(&user_id);
+                self.publish_active();
             }
             Command::Candidates {
                 id,
@@ -307,7 +341,7 @@ impl Driver {
         }
     }
 
-    fn open_channels(&mut self, id: CallId, caller: Caller) {
+    fn open_channels(&mut self, id: CallId, caller: Caller, admission: Admission) {
         let (audio_tx, audio_rx) = mpsc::channel(self.audio_queue);
         let (messages_tx, messages_rx) = mpsc::channel(self.message_queue);
         let (state_tx, state_rx) = watch::channel(CallState::Connecting);
@@ -323,13 +357,14 @@ impl Driver {
                 counters: counters.clone(),
             },
         );
-        self.active_calls.send_replace(self.calls.len());
+        self.publish_active();
         let Some(commands) = self.commands.upgrade() else {
             return;
         };
         self.handler.on_call(CallHandle {
             id,
             caller,
+            admission,
             audio: audio_rx,
             messages: messages_rx,
             sender: CallSender {
@@ -341,6 +376,13 @@ impl Driver {
                 counters,
             },
         });
+    }
+
+    /// Publishes the node's live calls: WebRTC calls plus slot-holding WebSocket sessions,
+    /// so a drain waits for both.
+    fn publish_active(&self) {
+        self.active_calls
+            .send_replace(self.calls.len() + self.registry.tables().sessions);
     }
 
     /// Sends what the registry queued and hands events to the calls' channels.
@@ -404,10 +446,38 @@ impl Driver {
                 if let Some(ch) = self.calls.remove(&id) {
                     ch.state.send_replace(CallState::Closed(reason));
                 }
-                self.active_calls.send_replace(self.calls.len());
+                self.publish_active();
             }
         }
     }
+}
+
+/// Asks the kernel for `bytes` of receive and send buffer on a media socket and returns what
+/// it granted (Linux reports twice the usable size, which covers its bookkeeping). A shortfall
+/// is logged, not fatal: the node works, it just drops packets sooner under a burst.
+fn size_buffers(socket: &UdpSocket, local: SocketAddr, bytes: usize) -> (usize, usize) {
+    let sock = socket2::SockRef::from(socket);
+    let set = sock
+        .set_recv_buffer_size(bytes)
+        .and_then(|()| sock.set_send_buffer_size(bytes));
+    if let Err(error) = set {
+        tracing::warn!(%local, %error, "media socket buffers not resized");
+    }
+    let granted = (
+        sock.recv_buffer_size().unwrap_or(0),
+        sock.send_buffer_size().unwrap_or(0),
+    );
+    if granted.0 < bytes || granted.1 < bytes {
+        tracing::warn!(
+            %local,
+            asked = bytes,
+            recv = granted.0,
+            send = granted.1,
+            "the kernel granted smaller media socket buffers; raise net.core.rmem_max and \
+             net.core.wmem_max to at least gateway.udp_socket_buffer_bytes"
+        );
+    }
+    granted
 }
 
 /// Polls every socket once for a datagram.
@@ -424,4 +494,25 @@ fn poll_recv_any(
         }
     }
     Poll::Pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn media_sockets_get_the_buffers_asked_for_up_to_the_kernel_cap() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        let cap = |name: &str| {
+            std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        let asked = 1 << 20;
+        let (recv, send) = size_buffers(&socket, local, asked);
+        assert!(recv >= asked.min(cap("rmem_max")), "receive buffer {recv}");
+        assert!(send >= asked.min(cap("wmem_max")), "send buffer {send}");
+    }
 }

@@ -13,7 +13,7 @@ use super::{
     endpoint::Command,
     types::{CallId, CallState, CloseReason, DrainPhase, InboundOpus},
 };
-use crate::auth::Caller;
+use crate::{auth::Caller, voice::Admission};
 
 /// Receives every new call once it has been answered (before it connects). Install one with
 /// [`Gateway::with_call_handler`](crate::Gateway::with_call_handler); without one, calls still
@@ -21,6 +21,12 @@ use crate::auth::Caller;
 pub trait CallHandler: Send + Sync + 'static {
     /// Takes ownership of a new call. Must not block: spawn the session.
     fn on_call(&self, call: CallHandle);
+
+    /// The voice sessions behind this handler, if it runs them: WebSocket connections start
+    /// theirs (`start_session`) from the same factory. `None` by default (no WebSocket voice).
+    fn voice_sessions(&self) -> Option<&crate::VoiceSessionFactory> {
+        None
+    }
 }
 
 impl<F: Fn(CallHandle) + Send + Sync + 'static> CallHandler for F {
@@ -95,6 +101,9 @@ impl CallCounters {
 pub struct CallHandle {
     pub(crate) id: CallId,
     pub(crate) caller: Caller,
+    /// The caller's first block of voice seconds (a voice session takes it over; released
+    /// when the handle is dropped otherwise).
+    pub(crate) admission: Admission,
     pub(crate) audio: mpsc::Receiver<InboundOpus>,
     pub(crate) messages: mpsc::Receiver<String>,
     pub(crate) sender: CallSender,

@@ -7,6 +7,7 @@ pub(crate) mod endpoint;
 pub(crate) mod handle;
 pub(crate) mod offer;
 pub(crate) mod registry;
+pub(crate) mod slot;
 pub(crate) mod trickle;
 pub(crate) mod turn;
 pub(crate) mod types;

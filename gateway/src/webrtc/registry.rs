@@ -146,6 +146,8 @@ pub struct RegistryTables {
     pub deadlines: usize,
     /// Callers holding at least one call.
     pub users: usize,
+    /// Voice sessions of other transports (WebSocket) holding a call slot.
+    pub sessions: usize,
     /// Outputs not yet drained by the shell.
     pub queued_outputs: usize,
 }
@@ -184,7 +186,11 @@ pub struct CallRegistry {
     calls: HashMap<CallId, Call>,
     by_source: HashMap<SocketAddr, CallId>,
     deadlines: BTreeSet<(Instant, CallId)>,
+    /// Calls and slot-holding sessions per caller: the one count `max_concurrent_calls`
+    /// limits, whatever the transport.
     per_user: HashMap<String, u32>,
+    /// Voice sessions of other transports holding a slot ([`CallRegistry::reserve_slot`]).
+    sessions: usize,
     outputs: VecDeque<RegistryOutput>,
     /// Scratch list of calls whose timer fired, kept to avoid an allocation per tick.
     due: Vec<CallId>,
@@ -220,6 +226,7 @@ impl CallRegistry {
             by_source: HashMap::new(),
             deadlines: BTreeSet::new(),
             per_user: HashMap::new(),
+            sessions: 0,
             outputs: VecDeque::new(),
             due: Vec::new(),
             stats: RegistryStats::default(),
@@ -248,6 +255,7 @@ impl CallRegistry {
             sources: self.by_source.len(),
             deadlines: self.deadlines.len(),
             users: self.per_user.len(),
+            sessions: self.sessions,
             queued_outputs: self.outputs.len(),
         }
     }
@@ -261,13 +269,7 @@ impl CallRegistry {
         offer_sdp: &str,
     ) -> Result<CreatedCall, CreateError> {
         let checked = offer::check(offer_sdp)?;
-        if self.calls.len() >= self.settings.max_calls {
-            return Err(CreateError::NodeFull);
-        }
-        let held = self.per_user.get(user_id).copied().unwrap_or(0);
-        if held >= max_calls {
-            return Err(CreateError::TooManyCalls { limit: max_calls });
-        }
+        self.check_room(user_id, max_calls)?;
 
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(self.crypto.clone())
@@ -332,6 +334,47 @@ impl CallRegistry {
             id,
             answer: answer.to_sdp_string(),
         })
+    }
+
+    /// Takes a call slot for a voice session on another transport (a WebSocket session):
+    /// it counts against `user_id`'s `max_calls` and the node's `max_calls` exactly like a
+    /// WebRTC call, until [`release_slot`](Self::release_slot).
+    pub fn reserve_slot(&mut self, user_id: &str, max_calls: u32) -> Result<(), CreateError> {
+        self.check_room(user_id, max_calls)?;
+        *self.per_user.entry(user_id.to_owned()).or_default() += 1;
+        self.sessions += 1;
+        Ok(())
+    }
+
+    /// Gives back a slot taken with [`reserve_slot`](Self::reserve_slot).
+    pub fn release_slot(&mut self, user_id: &str) {
+        self.sessions = self.sessions.saturating_sub(1);
+        self.release_user(user_id);
+    }
+
+    /// Calls plus slot-holding sessions on the node.
+    pub fn held(&self) -> usize {
+        self.calls.len() + self.sessions
+    }
+
+    fn check_room(&self, user_id: &str, max_calls: u32) -> Result<(), CreateError> {
+        if self.held() >= self.settings.max_calls {
+            return Err(CreateError::NodeFull);
+        }
+        let held = self.per_user.get(user_id).copied().unwrap_or(0);
+        if held >= max_calls {
+            return Err(CreateError::TooManyCalls { limit: max_calls });
+        }
+        Ok(())
+    }
+
+    fn release_user(&mut self, user_id: &str) {
+        if let Some(n) = self.per_user.get_mut(user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_user.remove(user_id);
+            }
+        }
     }
 
     /// Adds the caller's trickled candidates to call `id`, which must be `user_id`'s.
@@ -637,12 +680,7 @@ impl CallRegistry {
                 self.by_source.remove(source);
             }
         }
-        if let Some(n) = self.per_user.get_mut(&call.user_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_user.remove(&call.user_id);
-            }
-        }
+        self.release_user(&call.user_id);
         tracing::info!(call = %id, user = %call.user_id, %reason, "call closed");
         self.outputs
             .push_back(RegistryOutput::Event(id, CallEvent::Closed(reason)));
@@ -715,4 +753,36 @@ fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     let _ = getrandom::fill(&mut b);
     u32::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_of_other_transports_share_the_callers_and_the_nodes_limits() {
+        let settings = RegistrySettings {
+            max_calls: 3,
+            connect_timeout: Duration::from_secs(10),
+            disconnect_timeout: Duration::from_secs(10),
+            max_event_bytes: 1024,
+        };
+        let mut registry = CallRegistry::new(settings, vec!["127.0.0.1:9".parse().unwrap()]);
+        registry.reserve_slot("alice", 2).unwrap();
+        registry.reserve_slot("alice", 2).unwrap();
+        assert_eq!(
+            registry.reserve_slot("alice", 2),
+            Err(CreateError::TooManyCalls { limit: 2 })
+        );
+        registry.reserve_slot("bob", 5).unwrap();
+        assert_eq!(
+            registry.reserve_slot("carol", 5),
+            Err(CreateError::NodeFull)
+        );
+        assert_eq!((registry.held(), registry.tables().sessions), (3, 3));
+        registry.release_slot("alice");
+        registry.release_slot("alice");
+        registry.release_slot("bob");
+        assert_eq!(registry.tables(), RegistryTables::default());
+    }
 }

@@ -31,11 +31,23 @@ use crate::{
 /// audible: Opus's own comfort noise and the silence before speech stay below it.
 pub const AUDIBLE_RMS: f32 = 300.0 / 32768.0;
 
+/// How a caller reaches the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Transport {
+    /// A WHIP-signalled WebRTC call (Opus over RTP, events on the data channel).
+    #[default]
+    Webrtc,
+    /// `start_session` on the chat WebSocket, audio as binary Opus frames both ways.
+    Ws,
+}
+
 /// What one call needs to know.
 #[derive(Debug, Clone)]
 pub struct CallSpec {
     /// Gateway base URL, e.g. `http://127.0.0.1:8080`.
     pub base_url: String,
+    /// WebRTC or WebSocket.
+    pub transport: Transport,
     /// Bearer token.
     pub token: String,
     /// What to say.
@@ -75,7 +87,7 @@ pub struct CallRecord {
 }
 
 /// Counts connected calls, for the CPU sampler; decrements when dropped.
-struct ConnectedGuard(Arc<AtomicUsize>);
+pub(crate) struct ConnectedGuard(pub(crate) Arc<AtomicUsize>);
 
 impl Drop for ConnectedGuard {
     fn drop(&mut self) {
@@ -184,6 +196,9 @@ pub async fn place(
     http: &reqwest::Client,
     connected: &Arc<AtomicUsize>,
 ) -> CallRecord {
+    if spec.transport == Transport::Ws {
+        return crate::ws_call::place(spec, connected).await;
+    }
     let mut location = None;
     let result = run(spec, http, connected, &mut location).await;
     let mut record = match result {

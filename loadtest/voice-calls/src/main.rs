@@ -4,6 +4,7 @@
 //! ```text
 //! voice-calls --spawn --wav media/testdata/call-two-turns.48k.wav --calls 10
 //! voice-calls --url http://127.0.0.1:8080 --gateway-pid 1234 --wav call.wav --calls 50 --json
+//! voice-calls --spawn --transport ws --wav media/testdata/call-two-turns.48k.wav --calls 2
 //! ```
 // A command-line tool: its report goes to stdout, progress and errors to stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -12,6 +13,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
 use voice_calls::{
+    call::Transport,
     report::{self, Setup},
     run::{Options, run},
     script::{Script, parse_turns},
@@ -35,6 +37,9 @@ struct Args {
     /// Silero model and ONNX Runtime folder. Default: $COMPANION_DEPS_DIR, else ./.deps.
     #[arg(long)]
     deps_dir: Option<PathBuf>,
+    /// How callers connect: WebRTC calls, or voice sessions on the chat WebSocket.
+    #[arg(long, value_enum, default_value_t = Transport::Webrtc)]
+    transport: Transport,
     /// Bearer token per call; `{i}` becomes the call's index.
     #[arg(long, default_value = "dev:voice-load-{i}")]
     token: String,
@@ -164,6 +169,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
     };
     let options = Options {
         base_url: base_url.clone(),
+        transport: args.transport,
         token: args.token.clone(),
         concurrency,
         total,

@@ -11,7 +11,7 @@ use std::{
 };
 
 use crate::{
-    call::{CallRecord, CallSpec, place},
+    call::{CallRecord, CallSpec, Transport, place},
     procstat::Proc,
     script::Script,
 };
@@ -21,6 +21,8 @@ use crate::{
 pub struct Options {
     /// Gateway base URL, e.g. `http://127.0.0.1:8080`.
     pub base_url: String,
+    /// WebRTC calls or WebSocket voice sessions.
+    pub transport: Transport,
     /// Bearer token per call; `{i}` is replaced by the call's index (so `dev:load-{i}` gives
     /// every call its own development user).
     pub token: String,
@@ -120,6 +122,7 @@ pub async fn run(options: &Options, script: &Arc<Script>) -> RunResult {
                 }
                 let spec = CallSpec {
                     base_url: options.base_url.clone(),
+                    transport: options.transport,
                     token: options.token.replace("{i}", &i.to_string()),
                     script: script.clone(),
                     tail: options.tail,

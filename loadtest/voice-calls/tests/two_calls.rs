@@ -1,6 +1,7 @@
 //! The generator against a real, in-process gateway whose voice sessions run on the mock
 //! providers: two callers say the first turn of `call-two-turns.48k.wav`, both are answered
-//! and measured, the report adds up, and the gateway frees both calls afterwards.
+//! and measured, the report adds up, and the gateway frees both calls afterwards; once as
+//! WebRTC calls, once as WebSocket voice sessions (`--transport ws`).
 
 use std::{
     path::Path,
@@ -12,6 +13,7 @@ use gateway::{Config, Gateway, VoiceConfig, VoiceSessionFactory};
 use media::{RuntimePaths, SileroModel};
 use pipeline::mock::{MockConfig, MockServer};
 use voice_calls::{
+    call::Transport,
     report::{self, Setup},
     run::{Options, run},
     script::Script,
@@ -19,6 +21,15 @@ use voice_calls::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_calls_against_an_in_process_gateway_are_each_answered_and_measured() {
+    two_calls(Transport::Webrtc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_websocket_sessions_are_each_answered_and_measured() {
+    two_calls(Transport::Ws).await;
+}
+
+async fn two_calls(transport: Transport) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let deps = RuntimePaths::from_env_or(&root);
 
@@ -60,6 +71,7 @@ async fn two_calls_against_an_in_process_gateway_are_each_answered_and_measured(
     assert_eq!(script.turns.len(), 1);
     let options = Options {
         base_url: url.clone(),
+        transport,
         token: "dev:ci-caller-{i}".into(),
         concurrency: 2,
         total: 2,

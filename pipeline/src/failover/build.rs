@@ -250,3 +250,45 @@ pub fn build_tts(config: &PipelineConfig) -> Result<FailoverTts, PipelineError> 
         Duration::from_millis(tts.stall_timeout_ms),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ServedModel;
+
+    #[test]
+    fn a_stage_lists_the_models_of_its_providers_in_failover_order() {
+        let key = Some(Secret::new("test-key"));
+        let mut c = PipelineConfig::default();
+        c.llm.order = vec!["groq".into(), "anthropic".into()];
+        c.llm.groq.api_key = key.clone();
+        c.llm.anthropic.api_key = key.clone();
+        c.stt.order = vec!["openai".into(), "deepgram".into()];
+        c.stt.openai.api_key = key.clone();
+        c.stt.deepgram.api_key = key.clone();
+        c.tts.order = vec!["elevenlabs".into()];
+        c.tts.elevenlabs.api_key = key;
+
+        let llm = build_llm(&c).unwrap();
+        assert_eq!(
+            llm.models(),
+            [
+                ServedModel::new("llama-3.1-8b-instant", "groq"),
+                ServedModel::new("claude-3-5-haiku-latest", "anthropic"),
+            ]
+        );
+        let stt = build_stt(&c).unwrap();
+        assert_eq!(
+            stt.models(),
+            [
+                ServedModel::new("gpt-4o-mini-transcribe", "openai"),
+                ServedModel::new("nova-3", "deepgram"),
+            ]
+        );
+        let tts = build_tts(&c).unwrap();
+        assert_eq!(
+            tts.models(),
+            [ServedModel::new("eleven_flash_v2_5", "elevenlabs")]
+        );
+    }
+}

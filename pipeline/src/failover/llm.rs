@@ -11,7 +11,7 @@ use super::joiner::ContinuationJoiner;
 use super::policy::{Admission, FailoverPolicy, ProviderState};
 use crate::PipelineError;
 use crate::config::BreakerConfig;
-use crate::provider::{LlmEvent, LlmProvider, LlmRequest, LlmStream};
+use crate::provider::{LlmEvent, LlmProvider, LlmRequest, LlmStream, ServedModel};
 
 /// Providers of one stage with their shared policy.
 pub(crate) struct Stage<P: ?Sized> {
@@ -41,6 +41,10 @@ impl<P: ?Sized> Stage<P> {
     /// Provider names in order; `name` reads one (each stage's trait has its own `name`).
     pub(crate) fn names(&self, name: impl Fn(&P) -> &str) -> Vec<String> {
         self.providers.iter().map(|p| name(p).to_owned()).collect()
+    }
+
+    pub(crate) fn models(&self, models: impl Fn(&P) -> Vec<ServedModel>) -> Vec<ServedModel> {
+        self.providers.iter().flat_map(|p| models(p)).collect()
     }
 
     pub(crate) fn states(&self) -> Vec<ProviderState> {
@@ -110,6 +114,10 @@ impl FailoverLlm {
 impl LlmProvider for FailoverLlm {
     fn name(&self) -> &str {
         "llm-failover"
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        self.stage.models(|p| p.models())
     }
 
     fn stream(&self, request: LlmRequest) -> LlmStream {

@@ -16,7 +16,7 @@ use super::llm::{Stage, now};
 use super::policy::{Admission, ProviderState};
 use crate::PipelineError;
 use crate::config::BreakerConfig;
-use crate::provider::{AudioStream, SttEvent, SttProvider, SttStream};
+use crate::provider::{AudioStream, ServedModel, SttEvent, SttProvider, SttStream};
 
 /// A speech recogniser that is really an ordered list of them.
 ///
@@ -194,6 +194,10 @@ impl Drop for Run {
 impl SttProvider for FailoverStt {
     fn name(&self) -> &str {
         "stt-failover"
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        self.stage.models(|p| p.models())
     }
 
     fn transcribe(&self, audio: AudioStream) -> SttStream {

@@ -10,7 +10,7 @@ use super::llm::{Stage, now};
 use super::policy::{Admission, ProviderState};
 use crate::PipelineError;
 use crate::config::BreakerConfig;
-use crate::provider::{TtsChunk, TtsProvider, TtsRequest, TtsStream};
+use crate::provider::{ServedModel, TtsChunk, TtsProvider, TtsRequest, TtsStream};
 
 /// A speech synthesiser that is really an ordered list of them.
 ///
@@ -139,6 +139,10 @@ impl Drop for Run {
 impl TtsProvider for FailoverTts {
     fn name(&self) -> &str {
         "tts-failover"
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        self.stage.models(|p| p.models())
     }
 
     fn synthesize(&self, request: TtsRequest) -> TtsStream {

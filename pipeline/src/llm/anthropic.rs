@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::PipelineError;
 use crate::config::{AnthropicConfig, HttpConfig, Secret};
 use crate::http::{self, SseDecoder};
-use crate::provider::{LlmEvent, LlmProvider, LlmRequest, LlmStream, Role, Usage};
+use crate::provider::{LlmEvent, LlmProvider, LlmRequest, LlmStream, Role, ServedModel, Usage};
 use crate::sse::SseEvent;
 
 /// The Anthropic Messages provider.
@@ -95,6 +95,10 @@ impl AnthropicChat {
 impl LlmProvider for AnthropicChat {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        vec![ServedModel::new(&self.model, &self.name)]
     }
 
     fn stream(&self, request: LlmRequest) -> LlmStream {

@@ -14,7 +14,9 @@ use serde_json::json;
 use crate::PipelineError;
 use crate::config::{HttpConfig, Secret};
 use crate::http::{self, SseDecoder};
-use crate::provider::{ChatMessage, LlmEvent, LlmProvider, LlmRequest, LlmStream, Role, Usage};
+use crate::provider::{
+    ChatMessage, LlmEvent, LlmProvider, LlmRequest, LlmStream, Role, ServedModel, Usage,
+};
 use crate::sse::SseEvent;
 
 /// Sent as a user message after the partial answer when failover resumes an answer on an
@@ -99,6 +101,10 @@ fn message_json(m: &ChatMessage) -> serde_json::Value {
 impl LlmProvider for OpenAiChat {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        vec![ServedModel::new(&self.model, &self.name)]
     }
 
     fn stream(&self, request: LlmRequest) -> LlmStream {

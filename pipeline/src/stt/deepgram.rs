@@ -22,7 +22,9 @@ use crate::PipelineError;
 use crate::config::{DeepgramConfig, Secret};
 use crate::http::error_chain;
 use crate::pcm::SampleAligner;
-use crate::provider::{AudioStream, STT_SAMPLE_RATE, SttEvent, SttProvider, SttStream};
+use crate::provider::{
+    AudioStream, STT_SAMPLE_RATE, ServedModel, SttEvent, SttProvider, SttStream,
+};
 
 /// The Deepgram streaming provider.
 #[derive(Clone)]
@@ -124,6 +126,10 @@ fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
 impl SttProvider for DeepgramStt {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        vec![ServedModel::new(&self.config.model, &self.name)]
     }
 
     fn transcribe(&self, audio: AudioStream) -> SttStream {

@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 use crate::PipelineError;
 use crate::config::LocalSttConfig;
 use crate::pcm::SampleAligner;
-use crate::provider::{AudioStream, STT_SAMPLE_RATE, SttEvent, SttProvider, SttStream};
+use crate::provider::{
+    AudioStream, STT_SAMPLE_RATE, ServedModel, SttEvent, SttProvider, SttStream,
+};
 
 /// The provider name of the local PocketSphinx recogniser, in logs and errors.
 pub const LOCAL_STT_NAME: &str = "local-pocketsphinx";
@@ -59,6 +61,10 @@ impl LocalStt {
 impl SttProvider for LocalStt {
     fn name(&self) -> &str {
         LOCAL_STT_NAME
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        vec![ServedModel::new("pocketsphinx", LOCAL_STT_NAME)]
     }
 
     fn transcribe(&self, audio: AudioStream) -> SttStream {

@@ -15,7 +15,9 @@ use crate::PipelineError;
 use crate::config::{HttpConfig, OpenAiSttConfig, Secret};
 use crate::http;
 use crate::pcm::{SampleAligner, wav_header};
-use crate::provider::{AudioStream, STT_SAMPLE_RATE, SttEvent, SttProvider, SttStream};
+use crate::provider::{
+    AudioStream, STT_SAMPLE_RATE, ServedModel, SttEvent, SttProvider, SttStream,
+};
 
 /// The API's upload limit is 25 MB; 10 minutes of 16 kHz audio is well inside it.
 const MAX_AUDIO_BYTES: usize = 10 * 60 * STT_SAMPLE_RATE as usize * 2;
@@ -54,6 +56,10 @@ struct Transcription {
 impl SttProvider for OpenAiStt {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        vec![ServedModel::new(&self.config.model, &self.name)]
     }
 
     fn transcribe(&self, mut audio: AudioStream) -> SttStream {

@@ -19,7 +19,9 @@ use crate::PipelineError;
 use crate::config::{ElevenLabsConfig, HttpConfig, Secret};
 use crate::http;
 use crate::pcm::SampleAligner;
-use crate::provider::{Timing, TimingUnit, TtsChunk, TtsProvider, TtsRequest, TtsStream};
+use crate::provider::{
+    ServedModel, Timing, TimingUnit, TtsChunk, TtsProvider, TtsRequest, TtsStream,
+};
 
 /// Longest NDJSON line accepted (about 30 s of 44.1 kHz audio in base64).
 const MAX_LINE_BYTES: usize = 4 << 20;
@@ -53,6 +55,10 @@ impl ElevenLabsTts {
 impl TtsProvider for ElevenLabsTts {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        vec![ServedModel::new(&self.config.model, &self.name)]
     }
 
     fn synthesize(&self, request: TtsRequest) -> TtsStream {

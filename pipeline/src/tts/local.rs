@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::espeak_timings::EspeakChunker;
 use crate::PipelineError;
 use crate::config::LocalTtsConfig;
-use crate::provider::{TtsChunk, TtsProvider, TtsRequest, TtsStream};
+use crate::provider::{ServedModel, TtsChunk, TtsProvider, TtsRequest, TtsStream};
 
 /// The provider name of the local espeak-ng voice, in logs and errors.
 pub const LOCAL_TTS_NAME: &str = "local-espeak";
@@ -79,6 +79,10 @@ impl LocalTts {
 impl TtsProvider for LocalTts {
     fn name(&self) -> &str {
         LOCAL_TTS_NAME
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        vec![ServedModel::new("espeak-ng", LOCAL_TTS_NAME)]
     }
 
     fn synthesize(&self, request: TtsRequest) -> TtsStream {

@@ -12,7 +12,7 @@ use crate::PipelineError;
 use crate::config::{HttpConfig, OpenAiTtsConfig, Secret};
 use crate::http;
 use crate::pcm::SampleAligner;
-use crate::provider::{TtsChunk, TtsProvider, TtsRequest, TtsStream};
+use crate::provider::{ServedModel, TtsChunk, TtsProvider, TtsRequest, TtsStream};
 
 /// The sample rate of OpenAI's `pcm` output format.
 pub const OPENAI_PCM_SAMPLE_RATE: u32 = 24_000;
@@ -46,6 +46,10 @@ impl OpenAiTts {
 impl TtsProvider for OpenAiTts {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn models(&self) -> Vec<ServedModel> {
+        vec![ServedModel::new(&self.config.model, &self.name)]
     }
 
     fn synthesize(&self, request: TtsRequest) -> TtsStream {

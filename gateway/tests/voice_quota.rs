@@ -1,0 +1,441 @@
+//! Voice sessions spend the caller's daily voice minutes. A real control plane (SQLite, or
+//! PostgreSQL with Redis) keeps a free account's allowance (5 minutes a day); a gateway with
+//! real voice sessions (mock providers, Silero VAD) reserves them in blocks (2 s here, so the
+//! stories take seconds, not minutes):
+//!
+//! - a caller with 3 s left gets a WebSocket session that ends with `quota_exceeded` after
+//!   those 3 s (a full block, then a partial one), and the day's usage is exactly 300 s;
+//! - a caller with nothing left is refused at start over WebRTC (429 `quota_exceeded`,
+//!   `Retry-After`) and over the WebSocket (`error` `quota_exceeded`, `retryAfterMs`);
+//! - a short WebRTC call that hangs up is charged its real duration, in whole seconds;
+//! - with the control plane unreachable no session starts (retryable refusals).
+
+mod common;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use common::voice::{dial, events};
+use control_plane::{Argon2Config, ControlPlane, RateLimitRule};
+use futures_util::{SinkExt as _, StreamExt as _};
+use gateway::{Config, Gateway, JwksVerifier, VoiceConfig, VoiceSessionFactory};
+use media::{RuntimePaths, SileroModel};
+use pipeline::mock::{MockConfig, MockServer};
+use protocol::{ServerEvent, control::ErrorCode, voice::EndReason};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A free account's daily voice seconds (5 minutes).
+const FREE_VOICE_SECS: u64 = 300;
+
+/// A control plane and a voice gateway that meters against it.
+struct Node {
+    cp: ControlPlane,
+    cp_url: String,
+    /// The voice gateway's base URL.
+    url: String,
+    factory: VoiceSessionFactory,
+    verifier: Arc<JwksVerifier>,
+    _mock: MockServer,
+    http: reqwest::Client,
+}
+
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!(
+        "{tag}_{}_{}_{}",
+        now.as_secs(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+impl Node {
+    async fn start(postgres: bool) -> Self {
+        let name = unique("cp_voice_quota");
+        let mut config = control_plane::Config {
+            argon2: Argon2Config {
+                memory_kib: 256,
+                iterations: 1,
+                parallelism: 1,
+            },
+            rate_limits: vec![RateLimitRule {
+                name: "auth".to_owned(),
+                prefix: "/api/auth".to_owned(),
+                limit: 1_000,
+                window_secs: 900,
+            }],
+            ..control_plane::Config::default()
+        };
+        if postgres {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(POSTGRES_URL)
+                .await
+                .expect("postgres");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create schema");
+            config.database_url = format!("{POSTGRES_URL}?options=-c%20search_path%3D{name}");
+            config.redis_url = REDIS_URL.to_owned();
+            config.redis_key_prefix = format!("{name}:");
+        } else {
+            let path = std::env::temp_dir().join(format!("{name}.sqlite"));
+            config.database_url = format!("sqlite://{}?mode=rwc", path.display());
+        }
+        let cp = ControlPlane::start(config)
+            .await
+            .expect("control plane starts");
+        let cp_url = serve(cp.router()).await;
+        let verifier = JwksVerifier::new(Default::default());
+        verifier.install(cp.verifier().await.expect("keys"));
+
+        let mock = MockServer::start(MockConfig::default())
+            .await
+            .expect("mock providers");
+        let mut providers = mock.pipeline_config();
+        providers.stt.order = vec!["deepgram".into()];
+        providers.llm.order = vec!["openai".into()];
+        providers.tts.order = vec!["elevenlabs".into()];
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let vad =
+            SileroModel::load(&RuntimePaths::from_env_or(root)).unwrap_or_else(|e| panic!("{e}"));
+        let mut voice = VoiceConfig::default();
+        voice.quota.block_secs = 2;
+        voice.quota.renew_lead_secs = 1;
+        voice.quota.retry_secs = 1;
+        let factory = VoiceSessionFactory::from_pipeline_config(voice, &providers, vad)
+            .expect("the voice bridge starts");
+        let url = voice_gateway(&cp_url, &verifier, &factory).await;
+        Self {
+            cp,
+            cp_url,
+            url,
+            factory,
+            verifier,
+            _mock: mock,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A new free account's access token.
+    async fn user(&self, email: &str) -> String {
+        self.cp.dev_token(email).await.expect("dev token")
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.cp_url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Spends `secs` of the caller's voice seconds through the quota API, as the
+    /// OpenAI-compatible speech endpoint would.
+    async fn spend(&self, token: &str, secs: u64) {
+        let grant = self
+            .post(
+                "/api/quota/reserve",
+                token,
+                json!({"reservations": [{"key": "tts-1", "kind": "voice_seconds", "amount": secs}]}),
+            )
+            .await;
+        assert_eq!(grant["results"][0]["granted"], secs, "{grant}");
+        self.post(
+            "/api/quota/settle",
+            token,
+            json!({"settlements": [{"key": "tts-1", "used": secs}]}),
+        )
+        .await;
+    }
+
+    /// Today's `(used, reserved)` voice seconds.
+    async fn voice_usage(&self, token: &str) -> (u64, u64) {
+        let r = self
+            .http
+            .get(format!("{}/api/usage", self.cp_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        let voice = body["quotas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["kind"] == "voice_seconds")
+            .unwrap_or_else(|| panic!("no voice quota in {body}"));
+        assert_eq!(voice["limit"], FREE_VOICE_SECS, "{body}");
+        (
+            voice["used"].as_u64().unwrap(),
+            voice["reserved"].as_u64().unwrap(),
+        )
+    }
+
+    /// Waits until the gateway holds no voice session (its settle is done by then).
+    async fn until_no_sessions(&self) {
+        // Generous: the session's end is immediate, but a loaded 2-core box may be slow.
+        let end = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.factory.active_sessions() > 0 {
+            assert!(
+                tokio::time::Instant::now() < end,
+                "a session is still running"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A voice gateway verifying the control plane's tokens and metering against `cp_url`.
+async fn voice_gateway(
+    cp_url: &str,
+    verifier: &Arc<JwksVerifier>,
+    factory: &VoiceSessionFactory,
+) -> String {
+    let gateway = Gateway::new(Config {
+        control_plane_url: cp_url.to_owned(),
+        udp_listen: vec!["127.0.0.1:0".parse().unwrap()],
+        ..Config::default()
+    })
+    .with_verifier(verifier.clone())
+    .with_call_handler(factory.clone());
+    gateway.start().await.expect("media endpoint");
+    serve(gateway.router()).await
+}
+
+async fn connect(url: &str, token: &str) -> Ws {
+    let url = format!("{}/v1/chat/ws", url.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    let h = request.headers_mut();
+    h.insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("companion.v1"),
+    );
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the WebSocket opens");
+    let hello = next_event(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(hello.type_name(), "hello");
+    ws
+}
+
+async fn start_session(ws: &mut Ws) {
+    let pcm = json!({"codec": "pcm_s16le", "sampleRate": 16000, "channels": 1});
+    let start = json!({
+        "type": "start_session",
+        "requestId": "voice-1",
+        "inputAudio": pcm,
+        "outputAudio": pcm,
+    });
+    ws.send(Message::text(start.to_string())).await.unwrap();
+}
+
+/// The next JSON event (binary frames skipped), within `limit`.
+async fn next_event(ws: &mut Ws, limit: Duration) -> ServerEvent {
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        let message = tokio::time::timeout_at(end, ws.next())
+            .await
+            .expect("an event in time")
+            .expect("the connection is open")
+            .expect("a message");
+        if let Message::Text(text) = message {
+            return ServerEvent::from_json_str(text.as_str())
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+    }
+}
+
+/// A caller with 3 s left talks over the WebSocket: the session runs on a 2 s block and a
+/// partial 1 s block, then ends with `error` `quota_exceeded` and
+/// `session_ended{quota_exceeded}` -- and the day's voice usage is exactly the allowance.
+async fn nearly_spent_quota_cuts_the_session(postgres: bool) {
+    let node = Node::start(postgres).await;
+    let token = node.user("almost@example.com").await;
+    node.spend(&token, FREE_VOICE_SECS - 3).await;
+    let mut ws = connect(&node.url, &token).await;
+    start_session(&mut ws).await;
+    let began = tokio::time::Instant::now();
+    let started = next_event(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(started.type_name(), "session_started", "{started:?}");
+
+    let mut seen = Vec::new();
+    let ended = loop {
+        // Generous bound: the session should end 3 s in; a loaded box may be late.
+        match next_event(&mut ws, Duration::from_secs(20)).await {
+            ServerEvent::SessionEnded(ended) => break ended,
+            event => seen.push(event),
+        }
+    };
+    let elapsed = began.elapsed();
+    assert_eq!(ended.reason, EndReason::QuotaExceeded);
+    let quota_error = seen.iter().find_map(|e| match e {
+        ServerEvent::Error(e) => Some(e),
+        _ => None,
+    });
+    let quota_error = quota_error.unwrap_or_else(|| panic!("no error before the end: {seen:?}"));
+    assert_eq!(quota_error.code, ErrorCode::QuotaExceeded);
+    assert!(!quota_error.retryable);
+    assert!(quota_error.retry_after_ms.is_some_and(|ms| ms > 0));
+    // Not before the granted 3 s; the session's own clock says so too.
+    assert!(ended.duration_ms >= 3_000, "{ended:?}");
+    assert!(elapsed >= Duration::from_secs(3), "{elapsed:?}");
+
+    node.until_no_sessions().await;
+    assert_eq!(node.voice_usage(&token).await, (FREE_VOICE_SECS, 0));
+    // The connection lives on (chat goes on), but no new session starts today.
+    start_session(&mut ws).await;
+    let refused = next_event(&mut ws, Duration::from_secs(10)).await;
+    match refused {
+        ServerEvent::Error(e) => assert_eq!(e.code, ErrorCode::QuotaExceeded),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+mod nearly_spent {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::nearly_spent_quota_cuts_the_session(false).await;
+    }
+
+    /// Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (`scripts/services`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::nearly_spent_quota_cuts_the_session(true).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_with_no_voice_time_left_is_refused_on_both_transports() {
+    let node = Node::start(false).await;
+    let token = node.user("spent@example.com").await;
+    node.spend(&token, FREE_VOICE_SECS).await;
+
+    // WebRTC: refused before the offer is answered.
+    let Err((status, headers, body)) = dial(&node.url, &token).await else {
+        panic!("the call was answered");
+    };
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry_after), "{retry_after}");
+
+    // WebSocket: `start_session` gets an error naming when to retry; no session starts.
+    let mut ws = connect(&node.url, &token).await;
+    start_session(&mut ws).await;
+    match next_event(&mut ws, Duration::from_secs(10)).await {
+        ServerEvent::Error(e) => {
+            assert_eq!(e.code, ErrorCode::QuotaExceeded, "{e:?}");
+            assert_eq!(e.request_id.as_deref(), Some("voice-1"));
+            let ms = e.retry_after_ms.expect("retryAfterMs");
+            assert!((1_000..=86_400_000).contains(&ms), "{ms}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(node.factory.sessions_started(), 0);
+    // Nothing stays reserved by the refused attempts.
+    assert_eq!(node.voice_usage(&token).await, (FREE_VOICE_SECS, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_call_is_charged_its_real_duration_in_whole_seconds() {
+    let node = Node::start(false).await;
+    let token = node.user("short@example.com").await;
+    assert_eq!(node.voice_usage(&token).await, (0, 0));
+
+    let mut caller = dial(&node.url, &token).await.expect("the call is answered");
+    // The first block (and maybe the next: renewals start 1 s in) is held while it runs.
+    let (used, reserved) = node.voice_usage(&token).await;
+    assert_eq!(used, 0);
+    assert!(reserved >= 2, "{reserved}");
+    caller.until_session_started().await;
+    // Long enough to cross a few 2 s blocks.
+    caller.run_for(Duration::from_millis(4_500)).await;
+    caller.peer.send_text(r#"{"type":"hang_up"}"#);
+    caller
+        .run_until(Duration::from_secs(10), |p| {
+            events(p).iter().any(|e| e.type_name() == "session_ended")
+        })
+        .await;
+    let ended = events(&caller.peer)
+        .into_iter()
+        .find_map(|e| match e {
+            ServerEvent::SessionEnded(e) => Some(e),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(ended.reason, EndReason::HangUp);
+    node.until_no_sessions().await;
+
+    // Settled before `session_ended` went out: the session's time rounded up to whole
+    // seconds (its meter starts a moment before its clock, hence the 1 ms of slack).
+    let (used, reserved) = node.voice_usage(&token).await;
+    assert_eq!(reserved, 0, "a block is still reserved");
+    assert!(
+        ended.duration_ms <= used * 1_000 && used * 1_000 <= ended.duration_ms + 1_001,
+        "charged {used} s for {} ms",
+        ended.duration_ms
+    );
+    assert!(used >= 5, "{used}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_session_starts_while_the_control_plane_is_unreachable() {
+    let node = Node::start(false).await;
+    let token = node.user("offline@example.com").await;
+    // A second gateway whose control plane address answers nothing.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let url = voice_gateway(&nowhere, &node.verifier, &node.factory).await;
+
+    let Err((status, _, body)) = dial(&url, &token).await else {
+        panic!("the call was answered");
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("quota_unavailable"), "{body}");
+
+    let mut ws = connect(&url, &token).await;
+    start_session(&mut ws).await;
+    match next_event(&mut ws, Duration::from_secs(20)).await {
+        ServerEvent::Error(e) => {
+            assert_eq!(e.code, ErrorCode::Internal, "{e:?}");
+            assert!(e.retryable);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(node.factory.sessions_started(), 0);
+    assert_eq!(node.voice_usage(&token).await, (0, 0));
+}
