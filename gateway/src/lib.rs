@@ -192,6 +192,11 @@ impl Gateway {
         &*self.inner.verifier
     }
 
+    /// The token verifier, for voice sessions that check refreshed tokens while they run.
+    pub(crate) fn shared_verifier(&self) -> Arc<dyn CallerVerifier> {
+        self.inner.verifier.clone()
+    }
+
     /// Hangs up every live call (node shutdown: callers get a DTLS goodbye at once instead of
     /// waiting for ICE to time out). Returns how many calls were live; new calls are still
     /// accepted afterwards, so stop the HTTP listener first.

@@ -20,6 +20,27 @@ pub struct Hello {
     pub heartbeat_interval_ms: u32,
 }
 
+/// Longest access token an `auth` event may carry, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+
+/// `auth` (client -> server): a fresh access token. The first frame of every QUIC request
+/// stream; on a voice session (WebRTC `events` channel or WebSocket) it replaces the token
+/// the session renews its voice quota with, before the old one expires.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auth {
+    /// The access token (the control plane's JWT): 1-8,192 visible ASCII bytes.
+    pub token: String,
+}
+
+impl std::fmt::Debug for Auth {
+    // A token is a credential: it never appears in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("token_bytes", &self.token.len())
+            .finish()
+    }
+}
+
 /// `ping` / `pong` (either direction): heartbeat. The receiver of a `ping` answers with a
 /// `pong` carrying the same `nonce`, which also measures round-trip time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

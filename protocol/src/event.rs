@@ -6,7 +6,7 @@ use crate::chat::{
     Cancel, MessageComplete, MessageDelta, MessageStart, SendMessage, Typing, check_non_empty,
     check_request_id,
 };
-use crate::control::{ErrorEvent, Goodbye, Heartbeat, Hello};
+use crate::control::{Auth, ErrorEvent, Goodbye, Heartbeat, Hello, MAX_TOKEN_BYTES};
 use crate::error::ProtocolError;
 use crate::voice::{
     AudioEdge, Configure, Interrupted, MAX_VISEMES_PER_EVENT, ResponseStarted, SessionEnded,
@@ -202,6 +202,8 @@ pub enum ClientEvent {
     Interrupt,
     /// `hang_up`: end the voice session.
     HangUp,
+    /// `auth`: a fresh access token (QUIC request streams; a voice session's token refresh).
+    Auth(Auth),
 }
 
 impl ClientEvent {
@@ -217,6 +219,7 @@ impl ClientEvent {
         "unmute",
         "interrupt",
         "hang_up",
+        "auth",
     ];
 
     /// This event's `"type"`.
@@ -232,6 +235,7 @@ impl ClientEvent {
             Self::Unmute => "unmute",
             Self::Interrupt => "interrupt",
             Self::HangUp => "hang_up",
+            Self::Auth(_) => "auth",
         }
     }
 
@@ -250,7 +254,29 @@ impl ClientEvent {
                 start.input_audio.validate(ty)?;
                 start.output_audio.validate(ty)
             }
+            Self::Auth(auth) => check_token(ty, &auth.token),
             _ => Ok(()),
         }
     }
+}
+
+/// An `auth` token: 1-[`MAX_TOKEN_BYTES`] visible ASCII bytes (the reason never echoes it).
+fn check_token(event_type: &'static str, token: &str) -> Result<(), ProtocolError> {
+    let reason = if token.is_empty() {
+        "is empty".to_owned()
+    } else if token.len() > MAX_TOKEN_BYTES {
+        format!(
+            "is {} bytes, at most {MAX_TOKEN_BYTES} allowed",
+            token.len()
+        )
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        "must be visible ASCII (no spaces or control characters)".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(ProtocolError::InvalidField {
+        event_type,
+        field: "token",
+        reason,
+    })
 }

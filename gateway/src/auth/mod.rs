@@ -45,6 +45,24 @@ impl fmt::Debug for dyn CallerVerifier {
     }
 }
 
+/// Checks a fresh token for a connection or voice session that belongs to `user_id` (a
+/// client's `auth` refresh): it must verify like any token and name the same account, so a
+/// running session can never change hands. Another account's token is
+/// [`AuthError::Forbidden`].
+pub(crate) fn refresh(
+    verifier: &dyn CallerVerifier,
+    user_id: &str,
+    token: &str,
+) -> Result<Caller, AuthError> {
+    let caller = verifier.verify(token)?;
+    if caller.user_id != user_id {
+        return Err(AuthError::Forbidden(
+            "the token names another account than this session's".to_owned(),
+        ));
+    }
+    Ok(caller)
+}
+
 /// Development tokens `dev:<user id>`: enabled only by `gateway.dev_tokens = true`.
 #[derive(Debug, Clone)]
 pub(crate) struct DevVerifier {
@@ -86,3 +104,29 @@ impl CallerVerifier for RefuseAll {
 mod jwks;
 
 pub use jwks::{JwksVerifier, fetch_jwks};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_must_verify_and_name_the_same_account() {
+        let dev = DevVerifier {
+            max_concurrent_calls: 1,
+        };
+        let fresh = refresh(&dev, "alice", "dev:alice").unwrap();
+        assert_eq!(fresh.user_id, "alice");
+        assert!(matches!(
+            refresh(&dev, "alice", "dev:bob"),
+            Err(AuthError::Forbidden(_))
+        ));
+        assert!(matches!(
+            refresh(&dev, "alice", "not-a-token"),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            refresh(&RefuseAll, "alice", "dev:alice"),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+}

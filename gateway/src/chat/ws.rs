@@ -31,7 +31,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _, stream::SplitSink};
 use protocol::{
     ClientEvent, Frame, FrameType, ServerEvent, WS_SUBPROTOCOL,
-    control::{ErrorCode, ErrorEvent, Heartbeat, Hello},
+    control::{Auth, ErrorCode, ErrorEvent, Heartbeat, Hello},
     voice::StartSession,
 };
 use tokio::{sync::mpsc, task::JoinSet, time::Instant};
@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ChatService, origin::origin_allowed};
 use crate::{
     CreateError,
-    auth::{AuthError, Caller},
+    auth::{self, AuthError, Caller},
     signaling::ApiError,
     voice::{self, Refusal, WsInput, WsStart, WsVoice},
     webrtc::slot::SlotError,
@@ -126,6 +126,8 @@ pub(crate) async fn upgrade(
         .max_message_size(limit)
         .max_frame_size(limit)
         .read_buffer_size(READ_BUFFER_BYTES)
+        // The client has its 101 by now; without this line the connection would just end.
+        .on_failed_upgrade(|error| tracing::warn!(%error, "chat WebSocket upgrade failed"))
         .on_upgrade(move |socket| Connection::run(socket, service, caller, token))
 }
 
@@ -326,6 +328,10 @@ impl Connection {
             ClientEvent::Mute => self.voice_control(voice::Control::Mute(true)).await,
             ClientEvent::Unmute => self.voice_control(voice::Control::Mute(false)).await,
             ClientEvent::Configure(c) => self.voice_control(voice::Control::Configure(c)).await,
+            ClientEvent::Auth(fresh) => {
+                self.refresh(fresh).await;
+                true
+            }
             other => {
                 let message = format!(
                     "`{}` is not supported on chat connections",
@@ -340,9 +346,14 @@ impl Connection {
     async fn start(&mut self, request: protocol::chat::SendMessage) -> bool {
         let rid = request.request_id.clone();
         if let Err(e) = self.service.recheck(&self.caller, &self.token) {
-            // A connection is bound to its token: once that expires the client must reconnect.
             self.error(Some(&rid), ErrorCode::Unauthorized, &e.to_string())
                 .await;
+            // A connection is bound to its token: once that expires the client must reconnect
+            // (or send `auth`). Not while a voice session runs on it: closing would cut the
+            // call, which its own quota renewals govern; the client refreshes and retries.
+            if self.live_voice().is_some() {
+                return true;
+            }
             self.close(CLOSE_TOKEN_EXPIRED, "token expired").await;
             return false;
         }
@@ -418,8 +429,7 @@ impl Connection {
                 return true;
             }
         };
-        let url = &gateway.config().control_plane_url;
-        let admission = match factory.admit(url, &self.caller, &self.token).await {
+        let admission = match factory.admit(gateway, &self.caller, &self.token).await {
             Ok(admission) => admission,
             Err(refusal) => {
                 self.voice_refused(&rid, refusal).await;
@@ -484,6 +494,31 @@ impl Connection {
             session_id: None,
         });
         let _ = self.events.send(event).await;
+    }
+
+    /// `auth`: a fresh token of the connection's caller becomes the connection's (chat
+    /// requests and a later `start_session` use it) and the running voice session's (its
+    /// quota renewals). An invalid token gets `error` `unauthorized`, another account's
+    /// `forbidden`; either way nothing changes and the connection stays open. Nothing
+    /// answers a success.
+    async fn refresh(&mut self, fresh: Auth) {
+        let verifier = self.service.gateway().verifier();
+        match auth::refresh(verifier, &self.caller.user_id, &fresh.token) {
+            Ok(caller) => {
+                self.caller = caller;
+                self.token.clone_from(&fresh.token);
+                if let Some(voice) = self.live_voice() {
+                    let _ = voice
+                        .input
+                        .send(WsInput::Control(voice::Control::Auth(fresh)))
+                        .await;
+                }
+            }
+            Err(e) => {
+                let session = self.live_voice().map(|v| v.session_id.as_str());
+                let _ = self.events.send(voice::refresh_refused(&e, session)).await;
+            }
+        }
     }
 
     /// A voice control for the running session.

@@ -594,6 +594,7 @@
       location: null,
       statsTimer: null,
       connectTimer: null,
+      refreshTimer: null,
       jitter: { delay: 0, count: 0 },
     };
     call = c;
@@ -709,7 +710,40 @@
       }
     }, 20000);
     c.statsTimer = setInterval(() => pollStats(c), 1000);
+    scheduleRefresh(c);
     startAnimating();
+  }
+
+  // When an access token (a JWT) expires, in ms since the epoch; null if it does not say.
+  function expiresAtMs(token) {
+    try {
+      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const exp = JSON.parse(atob(part)).exp;
+      return typeof exp === 'number' ? exp * 1000 : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // The call renews its voice minutes with the access token, which lives minutes: refresh
+  // it a minute before it expires (at half its remaining life for a token that short) and hand
+  // the new one to the session with `auth`. Development tokens do not expire: nothing to do.
+  function scheduleRefresh(c) {
+    if (session.dev || !session.refreshToken) return;
+    const exp = expiresAtMs(session.accessToken);
+    if (exp === null) return;
+    const left = exp - Date.now();
+    const wait = Math.max(left - 60000, left / 2, 1000);
+    c.refreshTimer = setTimeout(async () => {
+      if (call !== c) return;
+      if (!(await refreshAccess())) {
+        if (call === c) showNotice('Your sign-in could not be renewed: the call ends when its granted time runs out.', 'warning');
+        return;
+      }
+      if (call !== c) return;
+      send({ type: 'auth', token: session.accessToken });
+      scheduleRefresh(c);
+    }, wait);
   }
 
   // Reply audio received (a test hook and a health sign) and the jitter-buffer delay the
@@ -740,6 +774,7 @@
   function stopMedia(c) {
     clearInterval(c.statsTimer);
     clearTimeout(c.connectTimer);
+    clearTimeout(c.refreshTimer);
     if (c.mic) for (const t of c.mic.getTracks()) t.stop();
     if (c.audio) c.audio.srcObject = null;
     if (c.pc) c.pc.close();

@@ -293,8 +293,11 @@ impl StreamCore {
             Ok(ClientEvent::Ping(Heartbeat { nonce })) => {
                 Step::Send(ServerEvent::Pong(Heartbeat { nonce }))
             }
-            // Cancelling what has not started (or already ended) is not an error.
-            Ok(ClientEvent::Pong(_) | ClientEvent::Cancel(_)) => Step::Continue,
+            // Cancelling what has not started (or already ended) is not an error. A second
+            // `auth` changes nothing: the stream was authenticated by its first frame.
+            Ok(ClientEvent::Pong(_) | ClientEvent::Cancel(_) | ClientEvent::Auth(_)) => {
+                Step::Continue
+            }
             // Versioning rule: skip event types this build does not know.
             Err(ProtocolError::UnknownEventType { .. }) => Step::Continue,
             Ok(other) => {

@@ -68,13 +68,10 @@ async fn create_call(
     // The first block of voice seconds is reserved before the offer is answered, so a caller
     // with none left gets a clean 429 instead of a call that ends at once.
     let admission = match gateway.voice_sessions() {
-        Some(voice) => {
-            let url = &gateway.config().control_plane_url;
-            voice
-                .admit(url, &caller, bearer(&headers)?)
-                .await
-                .map_err(ApiError::from)?
-        }
+        Some(voice) => voice
+            .admit(&gateway, &caller, bearer(&headers)?)
+            .await
+            .map_err(ApiError::from)?,
         None => Admission::unmetered(),
     };
     let (reply, answer) = oneshot::channel();

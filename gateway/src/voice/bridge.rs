@@ -23,6 +23,7 @@ use super::{
     events::{Control, VisemeBatcher, error},
     meter::Cutoff,
     quota::Metering,
+    refresh::{self, SessionAuth},
 };
 use crate::DrainPhase;
 
@@ -132,6 +133,8 @@ pub(super) struct Bridge<T> {
     controls_dropped: u64,
     /// The caller's voice quota; `None` when the session is not metered.
     metering: Option<Metering>,
+    /// Checks the client's refreshed tokens (`auth`); `None`: `auth` is ignored.
+    auth: Option<SessionAuth>,
 }
 
 impl<T: Transport> Bridge<T> {
@@ -149,12 +152,19 @@ impl<T: Transport> Bridge<T> {
             frames_dropped: 0,
             controls_dropped: 0,
             metering: None,
+            auth: None,
         }
     }
 
     /// Spends the caller's voice quota while the session runs (see `quota.rs`).
     pub(super) fn metered(mut self, metering: Option<Metering>) -> Self {
         self.metering = metering;
+        self
+    }
+
+    /// Accepts the client's refreshed tokens (`auth`) that `auth` lets through.
+    pub(super) fn authorized(mut self, auth: Option<SessionAuth>) -> Self {
+        self.auth = auth;
         self
     }
 
@@ -219,6 +229,7 @@ impl<T: Transport> Bridge<T> {
                     }
                     Heard::Control(Control::Mute(muted)) => self.transport.set_muted(muted),
                     Heard::Control(Control::Configure(c)) => self.configure(c).await,
+                    Heard::Control(Control::Auth(a)) => self.refresh(a.token).await,
                     Heard::Control(Control::Reply(event)) => self.send_event(event).await,
                     Heard::Control(Control::Ignore) => {}
                 },
@@ -330,6 +341,28 @@ impl<T: Transport> Bridge<T> {
             },
         };
         self.send_event(ServerEvent::Error(event)).await;
+    }
+
+    /// `auth`: a fresh token of the same caller renews (and settles) the voice quota from now
+    /// on; any other gets an `error` and the session keeps its token. Nothing answers a
+    /// success (the client learns of a refused token at once, of an accepted one by the
+    /// session going on).
+    async fn refresh(&mut self, token: String) {
+        let Some(auth) = &self.auth else {
+            return;
+        };
+        match auth.check(&token) {
+            Ok(()) => {
+                tracing::debug!(session = %self.started.session_id, "access token refreshed");
+                if let Some(metering) = &mut self.metering {
+                    metering.refresh_token(token, Instant::now());
+                }
+            }
+            Err(e) => {
+                let event = refresh::refused(&e, Some(&self.started.session_id));
+                self.send_event(event).await;
+            }
+        }
     }
 
     /// Sends `session_started` (the client's event channel has just opened), then the

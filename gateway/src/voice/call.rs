@@ -31,7 +31,8 @@ const OPUS_48K_MONO: AudioFormat = AudioFormat {
 /// Runs one call to its end; `false` when the session could not start.
 pub(super) async fn run(shared: &Shared, mut call: CallHandle) -> bool {
     // Released (settled at 0) when dropped, should the session not start.
-    let admission = std::mem::replace(&mut call.admission, Admission::unmetered());
+    let mut admission = std::mem::replace(&mut call.admission, Admission::unmetered());
+    let auth = admission.take_auth();
     let id = call.id();
     let user = call.caller().user_id.clone();
     let (audio, messages, sender) = call.split();
@@ -64,6 +65,7 @@ pub(super) async fn run(shared: &Shared, mut call: CallHandle) -> bool {
     };
     Bridge::new(transport, started, shared.config.viseme_batch_ms)
         .metered(admission.start(&shared.config.quota, Instant::now()))
+        .authorized(auth)
         .run(session, notices)
         .await;
     true

@@ -3,7 +3,7 @@
 
 use protocol::{
     ClientEvent, ServerEvent,
-    control::{ErrorCode, ErrorEvent},
+    control::{Auth, ErrorCode, ErrorEvent},
     viseme::VisemeFrame,
     voice::{Configure, MAX_VISEMES_PER_EVENT, Visemes},
 };
@@ -19,6 +19,8 @@ pub(crate) enum Control {
     Mute(bool),
     /// Change session settings (`visemes` on or off).
     Configure(Configure),
+    /// Renew the voice quota with this fresh access token from now on (checked first).
+    Auth(Auth),
     /// Answer the client with this event (a `pong`, or an `error` for a bad message).
     Reply(ServerEvent),
     /// Nothing to do (a `pong`).
@@ -49,6 +51,7 @@ pub(crate) fn client_message(text: &str, session_id: &str) -> Control {
         ClientEvent::Mute => Control::Mute(true),
         ClientEvent::Unmute => Control::Mute(false),
         ClientEvent::Configure(c) => Control::Configure(c),
+        ClientEvent::Auth(a) => Control::Auth(a),
         ClientEvent::Ping(beat) => Control::Reply(ServerEvent::Pong(beat)),
         ClientEvent::Pong(_) => Control::Ignore,
         ClientEvent::StartSession(_) => error(
@@ -161,6 +164,22 @@ mod tests {
                 }
                 other => panic!("{junk:?} gave {other:?}"),
             }
+        }
+        assert_eq!(
+            client_message(r#"{"type":"auth","token":"eyJ.fresh.sig"}"#, "s"),
+            Control::Auth(Auth {
+                token: "eyJ.fresh.sig".into()
+            })
+        );
+        for bad in [
+            r#"{"type":"auth"}"#,
+            r#"{"type":"auth","token":""}"#,
+            r#"{"type":"auth","token":"a b"}"#,
+        ] {
+            assert!(
+                matches!(client_message(bad, "s"), Control::Reply(ServerEvent::Error(ref e)) if e.code == ErrorCode::BadRequest),
+                "{bad}"
+            );
         }
         let send =
             r#"{"type":"send_message","requestId":"r1","conversationId":"c","content":"hi"}"#;

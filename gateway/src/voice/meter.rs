@@ -10,7 +10,9 @@
 //! - A grant smaller than asked means the day's quota is spent: no more renewals.
 //! - An unreachable control plane is asked again every `retry` with the same block number
 //!   (the shell's keys are idempotent), until the granted time runs out.
-//! - A refusal (the caller's token is no longer accepted) stops renewals.
+//! - A refusal (the caller's token is no longer accepted) stops renewals, until the client
+//!   refreshes its token (`auth`): then the refused block is asked for again at once. A
+//!   refusal of a request sent with the old token after a refresh is retried the same way.
 //! - Used time is the session's wall-clock time rounded up to whole seconds, clamped to what
 //!   was granted, and charged to the blocks in order. Every block asked for is settled, those
 //!   whose answer never arrived with 0 (the control plane may have recorded them).
@@ -69,6 +71,8 @@ pub(crate) struct VoiceMeter {
     unreachable: bool,
     /// The control plane refused the latest attempt.
     refused: bool,
+    /// The token was refreshed while a request made with the old one was in flight.
+    stale_ask: bool,
 }
 
 impl VoiceMeter {
@@ -86,6 +90,7 @@ impl VoiceMeter {
             last: granted < config.block_secs,
             unreachable: false,
             refused: false,
+            stale_ask: false,
         }
     }
 
@@ -137,6 +142,7 @@ impl VoiceMeter {
     /// The control plane granted `granted` seconds for the block asked for.
     pub(crate) fn on_grant(&mut self, granted: u64) {
         self.in_flight = false;
+        self.stale_ask = false;
         self.unreachable = false;
         self.granted.push(granted);
         self.total += granted;
@@ -148,17 +154,36 @@ impl VoiceMeter {
     /// The control plane could not be reached: the same block is asked for again later.
     pub(crate) fn on_unreachable(&mut self, now: Instant) {
         self.in_flight = false;
+        self.stale_ask = false;
         self.unreachable = true;
         self.retry_at = Some(now + self.config.retry);
     }
 
     /// The control plane refused to reserve (the caller's token is no longer accepted): the
-    /// session ends when the granted time runs out.
-    pub(crate) fn on_refused(&mut self) {
+    /// session ends when the granted time runs out, unless the request carried a token that
+    /// has been refreshed since (then the block is asked for again at once).
+    pub(crate) fn on_refused(&mut self, now: Instant) {
         self.in_flight = false;
         self.unreachable = false;
+        if std::mem::take(&mut self.stale_ask) {
+            self.retry_at = Some(now);
+            return;
+        }
         self.refused = true;
         self.last = true;
+    }
+
+    /// The client refreshed its token (the shell now asks with the new one). A refusal of
+    /// the old token is lifted: the refused block is asked for again at once. A partial
+    /// grant stays the last one (the day's quota is spent whatever the token).
+    pub(crate) fn on_token_refreshed(&mut self, now: Instant) {
+        if self.in_flight {
+            self.stale_ask = true;
+        }
+        if std::mem::take(&mut self.refused) {
+            self.last = false;
+            self.retry_at = Some(now);
+        }
     }
 
     /// Seconds used by a session ending at `now`: wall-clock time rounded up to whole
@@ -257,9 +282,68 @@ mod tests {
 
         let mut meter = VoiceMeter::new(CONFIG, t0, 60);
         assert!(matches!(meter.poll(t0 + secs(50)), Next::Reserve { .. }));
-        meter.on_refused();
+        meter.on_refused(t0 + secs(50));
         assert_eq!(meter.poll(t0 + secs(51)), Next::WaitUntil(t0 + secs(60)));
         assert_eq!(meter.poll(t0 + secs(61)), Next::End(Cutoff::Refused));
+    }
+
+    #[test]
+    fn a_refreshed_token_lifts_a_refusal_and_asks_for_the_same_block_again() {
+        let t0 = Instant::now();
+        let mut meter = VoiceMeter::new(CONFIG, t0, 60);
+        assert_eq!(
+            meter.poll(t0 + secs(50)),
+            Next::Reserve { seq: 1, amount: 60 }
+        );
+        meter.on_refused(t0 + secs(50));
+        assert_eq!(meter.poll(t0 + secs(52)), Next::WaitUntil(t0 + secs(60)));
+        // The client's `auth` arrives before the granted time runs out.
+        meter.on_token_refreshed(t0 + secs(53));
+        assert_eq!(
+            meter.poll(t0 + secs(53)),
+            Next::Reserve { seq: 1, amount: 60 }
+        );
+        meter.on_grant(60);
+        assert_eq!(meter.poll(t0 + secs(60)), Next::WaitUntil(t0 + secs(110)));
+        assert_eq!(
+            meter.settlements(t0 + secs(70)),
+            vec![(0, 60), (1, 10)],
+            "the block refused under the old token is charged once, as granted"
+        );
+    }
+
+    #[test]
+    fn a_refusal_of_a_request_made_with_the_old_token_is_retried_after_a_refresh() {
+        let t0 = Instant::now();
+        let mut meter = VoiceMeter::new(CONFIG, t0, 60);
+        assert!(matches!(
+            meter.poll(t0 + secs(50)),
+            Next::Reserve { seq: 1, .. }
+        ));
+        // The refresh lands while the old token's request is in flight; its refusal is stale.
+        meter.on_token_refreshed(t0 + secs(50));
+        meter.on_refused(t0 + secs(51));
+        assert_eq!(
+            meter.poll(t0 + secs(51)),
+            Next::Reserve { seq: 1, amount: 60 }
+        );
+        // A refusal of the new token ends renewals as before.
+        meter.on_refused(t0 + secs(52));
+        assert_eq!(meter.poll(t0 + secs(53)), Next::WaitUntil(t0 + secs(60)));
+        assert_eq!(meter.poll(t0 + secs(60)), Next::End(Cutoff::Refused));
+    }
+
+    #[test]
+    fn a_refresh_changes_nothing_on_a_healthy_or_spent_meter() {
+        let t0 = Instant::now();
+        let mut meter = VoiceMeter::new(CONFIG, t0, 60);
+        meter.on_token_refreshed(t0 + secs(5));
+        assert_eq!(meter.poll(t0 + secs(5)), Next::WaitUntil(t0 + secs(50)));
+        assert!(matches!(meter.poll(t0 + secs(50)), Next::Reserve { .. }));
+        meter.on_grant(25);
+        meter.on_token_refreshed(t0 + secs(70));
+        // The day's quota is spent: a new token asks for nothing more.
+        assert_eq!(meter.poll(t0 + secs(70)), Next::WaitUntil(t0 + secs(85)));
     }
 
     #[test]

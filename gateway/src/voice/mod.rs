@@ -5,7 +5,7 @@
 //! caller ─RTP Opus─▶ jitter buffer ─20 ms tick─▶ Opus decode (FEC/PLC) ─Frame48─▶ session
 //! caller ◀─RTP Opus── Opus encode ◀──────── SessionOutput::Audio (already paced) ◀─┘
 //! caller ◀─`events`── JSON: session_started, the session's events, `visemes` batches, session_ended
-//! caller ──`events`─▶ hang_up / interrupt / mute / unmute / configure / ping (else: `error`)
+//! caller ──`events`─▶ hang_up / interrupt / mute / unmute / configure / ping / auth (else: `error`)
 //!
 //! socket ─binary audio frames─▶ Opus decode / PCM downmix + resample ─bounded queue─▶ session
 //! socket ◀─binary audio + viseme frames, JSON text── the same session output
@@ -20,7 +20,7 @@
 //! (WebSocket). The sans-IO parts are `inbound.rs` (jitter buffer and decoder),
 //! `outbound.rs` (Opus packets from one reused buffer), `ws_input.rs` (binary audio frames
 //! to 20 ms frames), `ws_output.rs` (binary frames out), `events.rs` (client controls,
-//! viseme batching) and `meter.rs` (when to reserve the caller's next block of voice
+//! viseme batching), `refresh.rs` (who may refresh a session's token) and `meter.rs` (when to reserve the caller's next block of voice
 //! seconds, when the session must end, what to settle); `quota.rs` makes its control-plane
 //! calls. The first block is reserved before a session starts (in signaling for a WebRTC
 //! offer, in `start_session` on a WebSocket).
@@ -32,6 +32,7 @@ mod inbound;
 mod meter;
 mod outbound;
 mod quota;
+mod refresh;
 mod ws;
 mod ws_input;
 mod ws_output;
@@ -39,6 +40,7 @@ mod ws_output;
 pub(crate) use events::Control;
 pub use quota::VoiceQuotaConfig;
 pub(crate) use quota::{Admission, Refusal};
+pub(crate) use refresh::refused as refresh_refused;
 pub(crate) use ws::{WsInput, WsStart, WsVoice};
 
 use std::sync::{
@@ -54,7 +56,7 @@ use pipeline::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{CallHandle, CallHandler, Caller, openai::quota::QuotaClient};
+use crate::{CallHandle, CallHandler, Caller, Gateway, openai::quota::QuotaClient};
 
 /// How calls are bridged to voice sessions.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -213,10 +215,11 @@ impl VoiceSessionFactory {
     }
 
     /// Reserves the first block of voice seconds for a session of `caller` (holding `token`)
-    /// from the control plane at `control_plane_url` (see `quota.rs` for who is metered).
+    /// from `gateway`'s control plane (see `quota.rs` for who is metered). The session checks
+    /// the client's refreshed tokens with `gateway`'s verifier.
     pub(crate) async fn admit(
         &self,
-        control_plane_url: &str,
+        gateway: &Gateway,
         caller: &Caller,
         token: &str,
     ) -> Result<Admission, Refusal> {
@@ -224,14 +227,16 @@ impl VoiceSessionFactory {
             .shared
             .quota
             .get_or_init(|| QuotaClient::new(""))
-            .with_base(control_plane_url);
+            .with_base(&gateway.config().control_plane_url);
+        let auth = refresh::SessionAuth::new(gateway.shared_verifier(), caller.user_id.clone());
         let config = self.shared.config.quota.clone();
         let (caller, token) = (caller.clone(), token.to_owned());
         // In its own task: should the request that asked go away mid-call (an HTTP client
         // hanging up), the reservation still completes and is released by its `Drop`.
         let reserve =
             tokio::spawn(async move { Admission::reserve(&quota, &config, &caller, &token).await });
-        reserve.await.unwrap_or(Err(Refusal::Unavailable))
+        let admission = reserve.await.unwrap_or(Err(Refusal::Unavailable))?;
+        Ok(admission.with_auth(auth))
     }
 
     /// Calls whose session could not start (the caller got an `error` and was hung up on).

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use super::meter::{Cutoff, MeterConfig, Next, VoiceMeter};
+use super::{
+    meter::{Cutoff, MeterConfig, Next, VoiceMeter},
+    refresh::SessionAuth,
+};
 use crate::{
     Caller,
     openai::quota::{Grant, GrantError, QuotaClient, QuotaKind, random_hex},
@@ -96,6 +99,10 @@ pub(crate) struct Admission {
     account: Option<Account>,
     granted: u64,
     resets_in_secs: u64,
+    /// How the session checks the client's refreshed tokens (`auth`); `None` when nobody
+    /// set it (a placeholder admission). Boxed: admissions travel in the media endpoint's
+    /// commands, which stay small.
+    auth: Option<Box<SessionAuth>>,
 }
 
 /// Whom a session's reservations belong to and how to reach the control plane.
@@ -163,6 +170,7 @@ impl Admission {
             account: None,
             granted: 0,
             resets_in_secs: 0,
+            auth: None,
         }
     }
 
@@ -188,6 +196,7 @@ impl Admission {
                 account: Some(account),
                 granted: grant.granted,
                 resets_in_secs: grant.resets_in_secs,
+                auth: None,
             }),
             Ok(grant) => {
                 // An empty grant reserved nothing; its record is closed all the same.
@@ -211,6 +220,17 @@ impl Admission {
                 Err(Refusal::Unavailable)
             }
         }
+    }
+
+    /// Checks the session's refreshed tokens with `auth`.
+    pub(crate) fn with_auth(mut self, auth: SessionAuth) -> Self {
+        self.auth = Some(Box::new(auth));
+        self
+    }
+
+    /// How the session checks refreshed tokens (taken once, by the session).
+    pub(super) fn take_auth(&mut self) -> Option<SessionAuth> {
+        self.auth.take().map(|auth| *auth)
     }
 
     /// Starts metering a session that began at `started`; `None` when it is not metered.
@@ -285,7 +305,7 @@ impl Metering {
             }
             Ok(Err(error)) if !error.retryable() => {
                 tracing::warn!(%user, ?error, "voice quota renewal refused; the session ends when its time runs out");
-                self.meter.on_refused();
+                self.meter.on_refused(Instant::now());
             }
             Ok(Err(error)) => {
                 tracing::warn!(%user, ?error, "voice quota renewal failed; retrying");
@@ -301,6 +321,15 @@ impl Metering {
     /// Seconds granted so far.
     pub(super) fn granted_secs(&self) -> u64 {
         self.meter.granted_secs()
+    }
+
+    /// Renews (and settles) with `token` from now on: the client refreshed it (`auth`,
+    /// already checked to name the same caller).
+    pub(super) fn refresh_token(&mut self, token: String, now: Instant) {
+        if let Some(account) = &mut self.account {
+            account.token = token;
+            self.meter.on_token_refreshed(now);
+        }
     }
 
     /// Milliseconds from `now` until the day's quota resets.

@@ -63,6 +63,8 @@ pub(crate) struct WsStart {
 /// A running session, as its connection holds it.
 #[derive(Debug)]
 pub(crate) struct WsVoice {
+    /// The session's id (`ws_…`), for events the connection sends about it.
+    pub(crate) session_id: String,
     pub(crate) input: mpsc::Sender<WsInput>,
     pub(crate) task: JoinHandle<()>,
 }
@@ -95,7 +97,7 @@ impl VoiceSessionFactory {
         // The same message as a WebRTC call's, so log readers count both transports.
         tracing::info!(session = %session_id, user = %start.user_id, transport = "websocket", "voice session started");
         let transport = WebSocketVoice {
-            session_id,
+            session_id: session_id.clone(),
             user_id: start.user_id,
             input: input_rx,
             out: start.out,
@@ -111,15 +113,22 @@ impl VoiceSessionFactory {
         counters.started.fetch_add(1, Relaxed);
         let batch_ms = shared.config.viseme_batch_ms;
         let drain = start.drain;
-        let metering = start.admission.start(&shared.config.quota, Instant::now());
+        let mut admission = start.admission;
+        let auth = admission.take_auth();
+        let metering = admission.start(&shared.config.quota, Instant::now());
         let task = tokio::spawn(async move {
             Bridge::new(transport, started, batch_ms)
                 .metered(metering)
+                .authorized(auth)
                 .run(session, drain)
                 .await;
             shared.counters.active.fetch_sub(1, Relaxed);
         });
-        Ok(WsVoice { input, task })
+        Ok(WsVoice {
+            session_id,
+            input,
+            task,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use protocol::chat::{
     Cancel, ChatMessage, ContentType, FinishReason, MessageComplete, MessageDelta, MessageMetadata,
     MessageStart, Role, SendMessage, TokenUsage, Typing,
 };
-use protocol::control::{ErrorCode, ErrorEvent, Goodbye, GoodbyeReason, Heartbeat, Hello};
+use protocol::control::{Auth, ErrorCode, ErrorEvent, Goodbye, GoodbyeReason, Heartbeat, Hello};
 use protocol::viseme::VisemeFrame;
 use protocol::voice::{
     AudioCodec, AudioEdge, AudioFormat, Configure, EndReason, Interrupted, ResponseStarted,
@@ -214,6 +214,9 @@ pub(crate) fn every_client_event() -> Vec<ClientEvent> {
         ClientEvent::Unmute,
         ClientEvent::Interrupt,
         ClientEvent::HangUp,
+        ClientEvent::Auth(Auth {
+            token: "eyJhbGciOiJFUzI1NiJ9.e30.sig".into(),
+        }),
     ]
 }
 
