@@ -239,12 +239,22 @@ async fn hostile_uploads_are_typed_errors_and_spend_nothing() {
     let huge = Form::new()
         .text("model", "whisper-1")
         .part("file", HELLO_WAV);
-    expect_error(
-        transcribe(&stack, &token, huge).await,
-        413,
-        "request_too_large",
-    )
-    .await;
+    // The gateway answers 413 before reading the whole body and closes the connection; a
+    // pooled client could otherwise hand that closing connection to the next request.
+    let refused = stack
+        .http
+        .post(format!("{}/v1/audio/transcriptions", stack.gateway))
+        .bearer_auth(&token)
+        .header("connection", "close")
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(huge.finish())
+        .send()
+        .await
+        .expect("POST /v1/audio/transcriptions");
+    expect_error(refused, 413, "request_too_large").await;
 
     let not_multipart = stack
         .http

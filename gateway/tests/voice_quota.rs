@@ -338,8 +338,9 @@ async fn nearly_spent_quota_cuts_the_session(postgres: bool) {
     assert_eq!(quota_error.code, ErrorCode::QuotaExceeded);
     assert!(!quota_error.retryable);
     assert!(quota_error.retry_after_ms.is_some_and(|ms| ms > 0));
-    // Not before the granted 3 s; the session's own clock says so too.
-    assert!(ended.duration_ms >= 3_000, "{ended:?}");
+    // Not before the granted 3 s. The session's own clock starts a moment after the meter's
+    // (the first block is reserved before the session exists), so it may read a few ms less.
+    assert!(ended.duration_ms >= 2_950, "{ended:?}");
     assert!(elapsed >= Duration::from_secs(3), "{elapsed:?}");
 
     node.until_no_sessions().await;
@@ -430,11 +431,12 @@ async fn a_short_call_is_charged_its_real_duration_in_whole_seconds() {
     node.until_no_sessions().await;
 
     // Settled before `session_ended` went out: the session's time rounded up to whole
-    // seconds (its meter starts a moment before its clock, hence the 1 ms of slack).
+    // seconds. Its meter starts a moment before its clock (the first block is reserved
+    // before the session exists), a few ms that a loaded box can stretch: 250 ms of slack.
     let (used, reserved) = node.voice_usage(&token).await;
     assert_eq!(reserved, 0, "a block is still reserved");
     assert!(
-        ended.duration_ms <= used * 1_000 && used * 1_000 <= ended.duration_ms + 1_001,
+        ended.duration_ms <= used * 1_000 && used * 1_000 <= ended.duration_ms + 1_250,
         "charged {used} s for {} ms",
         ended.duration_ms
     );
@@ -604,8 +606,9 @@ async fn a_session_refreshed_with_auth_outlives_its_first_access_token() {
     let now = node.user("refreshing@example.com").await;
     let (used, reserved) = node.voice_usage(&now).await;
     assert_eq!(reserved, 0);
+    // (250 ms of slack: the meter starts a moment before the session's clock.)
     assert!(
-        ended.duration_ms <= used * 1_000 && used * 1_000 <= ended.duration_ms + 1_001,
+        ended.duration_ms <= used * 1_000 && used * 1_000 <= ended.duration_ms + 1_250,
         "charged {used} s for {} ms",
         ended.duration_ms
     );
@@ -672,8 +675,9 @@ async fn a_webrtc_call_takes_a_refreshed_token_on_its_events_channel() {
     node.until_no_sessions().await;
     let (used, reserved) = node.voice_usage(&fresh).await;
     assert_eq!(reserved, 0);
+    // (250 ms of slack: the meter starts a moment before the session's clock.)
     assert!(
-        ended.duration_ms <= used * 1_000 && used * 1_000 <= ended.duration_ms + 1_001,
+        ended.duration_ms <= used * 1_000 && used * 1_000 <= ended.duration_ms + 1_250,
         "charged {used} s for {} ms",
         ended.duration_ms
     );
