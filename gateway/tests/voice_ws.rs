@@ -695,9 +695,14 @@ async fn a_socket_dropped_mid_reply_leaves_no_session_slot_or_task_behind() {
     drop_mid_reply(&node).await;
     let runtime = tokio::runtime::Handle::current().metrics();
     let baseline = runtime.num_alive_tasks();
-    drop_mid_reply(&node).await;
+    // The pools may end up a connection or two (two tasks each) richer than after the first
+    // session, once; a task leaked per session would grow with each of these five.
+    for _ in 0..5 {
+        drop_mid_reply(&node).await;
+    }
+    let limit = baseline + 4;
     let end = Instant::now() + Duration::from_secs(10);
-    while runtime.num_alive_tasks() > baseline {
+    while runtime.num_alive_tasks() > limit {
         assert!(
             Instant::now() < end,
             "{} tasks alive, {baseline} after the first session",
