@@ -17,8 +17,9 @@ mod common;
 
 use std::{path::Path, sync::Arc, time::Duration};
 
+use common::test_control_plane::{self, serve};
 use common::voice::{dial, events};
-use control_plane::{Argon2Config, ControlPlane, RateLimitRule};
+use control_plane::ControlPlane;
 use futures_util::{SinkExt as _, StreamExt as _};
 use gateway::{Config, Gateway, JwksVerifier, VoiceConfig, VoiceSessionFactory};
 use media::{RuntimePaths, SileroModel};
@@ -33,9 +34,6 @@ use tokio_tungstenite::{
 };
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// A free account's daily voice seconds (5 minutes).
 const FREE_VOICE_SECS: u64 = 300;
@@ -52,28 +50,6 @@ struct Node {
     http: reqwest::Client,
 }
 
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!(
-        "{tag}_{}_{}_{}",
-        now.as_secs(),
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
 impl Node {
     async fn start(postgres: bool) -> Self {
         Self::start_with_token_ttl(postgres, None).await
@@ -82,44 +58,14 @@ impl Node {
     /// A node whose access tokens live `access_ttl_secs` (the control plane's default if
     /// `None`).
     async fn start_with_token_ttl(postgres: bool, access_ttl_secs: Option<u64>) -> Self {
-        let name = unique("cp_voice_quota");
-        let mut config = control_plane::Config {
-            argon2: Argon2Config {
-                memory_kib: 256,
-                iterations: 1,
-                parallelism: 1,
-            },
-            rate_limits: vec![RateLimitRule {
-                name: "auth".to_owned(),
-                prefix: "/api/auth".to_owned(),
-                limit: 1_000,
-                window_secs: 900,
-            }],
-            ..control_plane::Config::default()
-        };
+        let mut config = test_control_plane::config("cp_voice_quota", postgres).await;
         if let Some(ttl) = access_ttl_secs {
             config.access_token_ttl_secs = ttl;
-        }
-        if postgres {
-            use sqlx::Connection as _;
-            let mut conn = sqlx::PgConnection::connect(POSTGRES_URL)
-                .await
-                .expect("postgres");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("create schema");
-            config.database_url = format!("{POSTGRES_URL}?options=-c%20search_path%3D{name}");
-            config.redis_url = REDIS_URL.to_owned();
-            config.redis_key_prefix = format!("{name}:");
-        } else {
-            let path = std::env::temp_dir().join(format!("{name}.sqlite"));
-            config.database_url = format!("sqlite://{}?mode=rwc", path.display());
         }
         let cp = ControlPlane::start(config)
             .await
             .expect("control plane starts");
-        let cp_url = serve(cp.router()).await;
+        let cp_url = format!("http://{}", serve(cp.router()).await);
         let verifier = JwksVerifier::new(Default::default());
         verifier.install(cp.verifier().await.expect("keys"));
 
@@ -239,7 +185,7 @@ async fn voice_gateway(
     .with_verifier(verifier.clone())
     .with_call_handler(factory.clone());
     gateway.start().await.expect("media endpoint");
-    serve(gateway.router()).await
+    format!("http://{}", serve(gateway.router()).await)
 }
 
 async fn connect(url: &str, token: &str) -> Ws {

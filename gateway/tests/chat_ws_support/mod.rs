@@ -3,6 +3,9 @@
 //! a WebSocket client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+#[path = "../common/test_control_plane.rs"]
+mod test_control_plane;
+
 use std::{
     net::SocketAddr,
     sync::{
@@ -12,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use control_plane::{Argon2Config, ControlPlane, RateLimitRule};
+use control_plane::{ControlPlane, RateLimitRule};
 use futures_util::{SinkExt as _, StreamExt as _};
 use gateway::{AuthError, Caller, CallerVerifier, ChatConfig, Gateway, JwksVerifier};
 use pipeline::mock::{MockConfig, MockServer};
@@ -26,9 +29,6 @@ use tokio_tungstenite::{
         http::{HeaderValue, Response},
     },
 };
-
-pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -88,20 +88,6 @@ pub struct Service {
     pub mock: MockServer,
 }
 
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::AtomicU32;
-    static N: AtomicU32 = AtomicU32::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!(
-        "{tag}_{}_{}_{}",
-        now.as_secs(),
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 async fn serve(app: axum::Router, send_buffer: Option<u32>) -> SocketAddr {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     // Accepted connections inherit the listener's buffer size.
@@ -118,21 +104,7 @@ async fn serve(app: axum::Router, send_buffer: Option<u32>) -> SocketAddr {
 
 impl Service {
     pub async fn start(options: Options) -> Self {
-        let name = unique("cp_chat");
-        let mut config = control_plane::Config {
-            argon2: Argon2Config {
-                memory_kib: 256,
-                iterations: 1,
-                parallelism: 1,
-            },
-            rate_limits: vec![RateLimitRule {
-                name: "auth".to_owned(),
-                prefix: "/api/auth".to_owned(),
-                limit: 1_000,
-                window_secs: 900,
-            }],
-            ..control_plane::Config::default()
-        };
+        let mut config = test_control_plane::config("cp_chat", options.postgres).await;
         if let Some(limit) = options.chat_limit {
             config.rate_limits.push(RateLimitRule {
                 name: "chat".to_owned(),
@@ -142,22 +114,6 @@ impl Service {
             });
         }
         config.moderation.blocked_terms = options.blocked_terms;
-        if options.postgres {
-            use sqlx::Connection as _;
-            let mut conn = sqlx::PgConnection::connect(POSTGRES_URL)
-                .await
-                .expect("postgres");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("create schema");
-            config.database_url = format!("{POSTGRES_URL}?options=-c%20search_path%3D{name}");
-            config.redis_url = REDIS_URL.to_owned();
-            config.redis_key_prefix = format!("{name}:");
-        } else {
-            let path = std::env::temp_dir().join(format!("{name}.sqlite"));
-            config.database_url = format!("sqlite://{}?mode=rwc", path.display());
-        }
         let cp = ControlPlane::start(config)
             .await
             .expect("control plane starts");

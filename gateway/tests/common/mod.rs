@@ -4,6 +4,7 @@
 
 pub mod server;
 pub mod session;
+pub mod test_control_plane;
 pub mod voice;
 
 use std::{

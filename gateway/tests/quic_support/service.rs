@@ -4,10 +4,12 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use control_plane::{Argon2Config, ControlPlane, RateLimitRule};
+use control_plane::ControlPlane;
 use gateway::{Gateway, JwksVerifier, quic::QuicEndpoint};
 use pipeline::mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
+
+use super::test_control_plane::{self, serve};
 
 pub struct Service {
     pub cp: ControlPlane,
@@ -20,42 +22,10 @@ pub struct Service {
     client: reqwest::Client,
 }
 
-async fn serve(app: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
 impl Service {
     /// Starts everything; `extra` routes are served by the gateway's HTTP listener too.
     pub async fn start(mock: MockConfig, extra: axum::Router) -> Self {
-        let name = format!(
-            "cp_quic_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let path = std::env::temp_dir().join(format!("{name}.sqlite"));
-        let config = control_plane::Config {
-            database_url: format!("sqlite://{}?mode=rwc", path.display()),
-            // Cheap password hashing: tests sign up accounts, they do not test argon2.
-            argon2: Argon2Config {
-                memory_kib: 256,
-                iterations: 1,
-                parallelism: 1,
-            },
-            rate_limits: vec![RateLimitRule {
-                name: "auth".to_owned(),
-                prefix: "/api/auth".to_owned(),
-                limit: 1_000,
-                window_secs: 900,
-            }],
-            ..control_plane::Config::default()
-        };
+        let config = test_control_plane::config("cp_quic", false).await;
         let cp = ControlPlane::start(config)
             .await
             .expect("control plane starts");
