@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Peer, server::TestVerifier};
+use common::{Peer, server::TestVerifier, voice::microphone};
 use gateway::{Config, Gateway, VoiceConfig, VoiceSessionFactory};
 use media::{RuntimePaths, SileroModel};
 use pipeline::mock::{MockConfig, MockServer};
@@ -50,29 +50,6 @@ async fn run_peer_for(peer: &mut Peer, socket: &UdpSocket, d: Duration) {
             Err(_) => peer.tick(Instant::now()),
         }
     }
-}
-
-/// The caller's microphone: the recording as 20 ms Opus packets, as a browser would send.
-fn microphone(wav: &[u8]) -> (opus::Encoder, Vec<Vec<u8>>) {
-    let (rate, pcm) = pipeline::pcm::parse_wav(wav).expect("a mono 16-bit wav");
-    assert_eq!(rate, 48_000);
-    let samples: Vec<i16> = pcm
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
-    let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
-        .expect("opus encoder");
-    let mut out = [0u8; 1500];
-    let packets = samples
-        .chunks(960)
-        .map(|chunk| {
-            let mut frame = [0i16; 960];
-            frame[..chunk.len()].copy_from_slice(chunk);
-            let len = enc.encode(&frame, &mut out).expect("encode");
-            out[..len].to_vec()
-        })
-        .collect();
-    (enc, packets)
 }
 
 fn events(peer: &Peer) -> Vec<ServerEvent> {
@@ -157,12 +134,7 @@ async fn a_caller_says_hello_and_hears_the_companion_answer() {
     assert_eq!(factory.active_sessions(), 1);
 
     // The caller asks, in real time, then stays quiet until the answer has played a while.
-    let (mut enc, question) = microphone(include_bytes!("../testdata/hello.48k.wav"));
-    let silence = {
-        let mut out = [0u8; 1500];
-        let len = enc.encode(&[0i16; 960], &mut out).unwrap();
-        out[..len].to_vec()
-    };
+    let (question, silence) = microphone(include_bytes!("../testdata/hello.48k.wav"));
     let speaking = Instant::now();
     let mut sent = 0usize;
     let mut first_audio_at = None;
