@@ -33,6 +33,10 @@ pub async fn run(
     let mut app = Router::new();
     let mut checks = health::Checks::default();
     let mut control_plane = None;
+    let mut config = config;
+    if mode == Mode::All {
+        share_service_token(&mut config);
+    }
     if mode.runs_control_plane() {
         let node = control_plane::ControlPlane::start(config.control_plane.clone())
             .await
@@ -191,6 +195,23 @@ async fn token_verifier(
         .clone()
         .keep_fresh(load, interval, Duration::from_secs(2));
     (verifier, refresh)
+}
+
+/// In one process hosting both planes, the gateway presents a credential the control plane
+/// accepts: the configured one, or a fresh random one that lives as long as the process.
+fn share_service_token(config: &mut Config) {
+    let gateway = &mut config.gateway.control_plane_service_token;
+    if gateway.is_empty() {
+        *gateway = config
+            .control_plane
+            .service_tokens
+            .first()
+            .cloned()
+            .unwrap_or_else(control_plane::new_service_token);
+    }
+    if !config.control_plane.service_tokens.contains(gateway) {
+        config.control_plane.service_tokens.push(gateway.clone());
+    }
 }
 
 /// Where this process can reach its own listener: a wildcard bind is reached on loopback.

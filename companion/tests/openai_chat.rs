@@ -210,11 +210,12 @@ async fn bad_requests_get_openai_errors_and_spend_nothing() {
 async fn a_spent_daily_quota_is_429_insufficient_quota_with_retry_after() {
     let stack = Stack::start(Options::default()).await;
     let token = stack.signup("spender").await;
-    // Spend the free tier's 50 messages directly at the control plane.
+    // Spend the free tier's 50 messages directly at the control plane, as a gateway would.
     let spent = stack
         .http
         .post(format!("{}/api/quota/reserve", stack.control_plane))
         .bearer_auth(&token)
+        .header(control_plane::SERVICE_TOKEN_HEADER, &stack.service_token)
         .json(&json!({"reservations": [{"key": "all-of-it", "kind": "messages", "amount": 50}]}))
         .send()
         .await

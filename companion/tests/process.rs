@@ -191,10 +191,34 @@ fn a_bad_config_value_stops_start_up_naming_the_key() {
 
 #[tokio::test]
 async fn a_gateway_node_and_a_control_plane_node_run_as_separate_processes() {
-    let (mut control, control_url) = start(&["--mode", "control-plane"]);
+    const SERVICE_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let tokens = format!("[\"{SERVICE_TOKEN}\"]");
+    let (mut control, control_url) = start_with(
+        &["--mode", "control-plane"],
+        &[("COMPANION__CONTROL_PLANE__SERVICE_TOKENS", &tokens)],
+    );
+    // A gateway node without the data plane's credential would have every chat turn and
+    // quota call refused: it does not start.
+    let out = companion()
+        .args(["--listen", "127.0.0.1:0", "--mode", "gateway"])
+        .env("COMPANION__GATEWAY__CONTROL_PLANE_URL", &control_url)
+        .output()
+        .expect("run companion");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gateway.control_plane_service_token"),
+        "{stderr}"
+    );
     let (mut gateway, gateway_url) = start_with(
         &["--mode", "gateway"],
-        &[("COMPANION__GATEWAY__CONTROL_PLANE_URL", &control_url)],
+        &[
+            ("COMPANION__GATEWAY__CONTROL_PLANE_URL", &control_url),
+            (
+                "COMPANION__GATEWAY__CONTROL_PLANE_SERVICE_TOKEN",
+                SERVICE_TOKEN,
+            ),
+        ],
     );
     for url in [&control_url, &gateway_url] {
         let health = reqwest::get(format!("{url}/healthz"))

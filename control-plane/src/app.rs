@@ -3,6 +3,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::api::data_plane::ServiceTokens;
 use crate::config::Config;
 use crate::db::Db;
 use crate::password::Hasher;
@@ -22,6 +23,8 @@ pub(crate) struct Inner {
     pub(crate) hasher: Hasher,
     pub(crate) limiter: Limiter,
     pub(crate) http: reqwest::Client,
+    /// Credentials the data plane presents on the routes only it may call.
+    pub(crate) service_tokens: ServiceTokens,
     /// Verifier over the published keys, rebuilt when a token names a key it does not know
     /// (another node rotated).
     pub(crate) verifier: RwLock<Option<(Verifier, Instant)>>,

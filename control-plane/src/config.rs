@@ -1,3 +1,4 @@
+use protocol::Secret;
 use serde::{Deserialize, Serialize};
 
 /// The `[control_plane]` section of the service configuration.
@@ -26,9 +27,26 @@ pub struct Config {
     /// Live sessions (refresh-token families) one account may hold; signing in once more revokes
     /// the oldest. Default: 3.
     pub max_sessions: u32,
-    /// A signing key older than this is replaced at start-up; the old key stays published until
-    /// the tokens it signed have expired. Default: 2,592,000 (30 days).
+    /// A signing key older than this is replaced, at start-up or while running, by whichever
+    /// node notices first (rotation is serialised through the database); the old key stays
+    /// published until the tokens it signed have expired. Default: 2,592,000 (30 days).
     pub signing_key_rotation_secs: u64,
+    /// Seconds between two reads of the newest signing key from the database. Every node signs
+    /// with the newest key, so a key rotated by another node is picked up within this time,
+    /// and a retired key stays published this much longer. Default: 60.
+    pub signing_key_reload_secs: u64,
+    /// Encrypts signing keys at rest (AES-256-GCM under a key derived from this value with
+    /// HKDF-SHA256). Set it from the environment (`COMPANION__CONTROL_PLANE__SIGNING_KEY_SECRET`)
+    /// rather than a file. Empty stores keys unencrypted and logs a warning at start-up; once
+    /// a key was stored encrypted, start-up refuses to run without the secret. Default: empty.
+    pub signing_key_secret: Secret,
+    /// Credentials of the data plane: a request that records what only the server may write
+    /// (`/api/chat/turns` and a turn's reply, `/api/quota/reserve|settle`) must carry one of
+    /// these in the `X-Service-Token` header next to the user's bearer token, so a user's own
+    /// token can never refund a message or settle a reservation. Several may be listed so the
+    /// credential can be rotated without downtime. Empty refuses those routes to everyone
+    /// (`companion --mode all` generates one for its own gateway). Default: empty.
+    pub service_tokens: Vec<Secret>,
     /// Password hashing cost (argon2id). Defaults are OWASP's recommendation.
     pub argon2: Argon2Config,
     /// Largest request body accepted, in bytes; larger bodies get 413. Default: 65,536.
@@ -61,7 +79,7 @@ pub struct OAuthProvider {
     /// Client id issued by the provider. Default: empty.
     pub client_id: String,
     /// Client secret issued by the provider. Default: empty.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Where the provider sends the browser back: this service's
     /// `/api/auth/oauth/{name}/callback`. Default: empty.
     pub redirect_uri: String,
@@ -158,7 +176,7 @@ pub struct RateLimitRule {
 #[serde(default, deny_unknown_fields)]
 pub struct StripeConfig {
     /// Stripe secret key (`sk_...`). Default: empty.
-    pub secret_key: String,
+    pub secret_key: Secret,
     /// Runs without billing (everyone stays on their stored tier). Default: true, so the embedded
     /// configuration is ready out of the box.
     pub disabled: bool,
@@ -167,7 +185,7 @@ pub struct StripeConfig {
 impl Default for StripeConfig {
     fn default() -> Self {
         Self {
-            secret_key: String::new(),
+            secret_key: Secret::default(),
             disabled: true,
         }
     }
@@ -186,6 +204,9 @@ impl Default for Config {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             max_sessions: 3,
             signing_key_rotation_secs: 30 * 24 * 3600,
+            signing_key_reload_secs: 60,
+            signing_key_secret: Secret::default(),
+            service_tokens: Vec::new(),
             argon2: Argon2Config::default(),
             max_body_bytes: 64 * 1024,
             rate_limits: default_rate_limits(),
@@ -250,6 +271,20 @@ impl Config {
             return Err((
                 "signing_key_rotation_secs",
                 "seconds, at least access_token_ttl_secs",
+            ));
+        }
+        if self.signing_key_reload_secs == 0
+            || self.signing_key_reload_secs > self.signing_key_rotation_secs
+        {
+            return Err((
+                "signing_key_reload_secs",
+                "seconds, at least 1 and at most signing_key_rotation_secs",
+            ));
+        }
+        if self.service_tokens.iter().any(|t| t.expose().len() < 16) {
+            return Err((
+                "service_tokens",
+                "credentials of at least 16 characters (for example 32 random hex digits)",
             ));
         }
         if self.argon2.memory_kib < 8 * self.argon2.parallelism.max(1)

@@ -18,7 +18,7 @@ pub(crate) async fn readiness(app: &App) -> Vec<(&'static str, Result<(), String
         ));
     }
     let stripe = &app.config.stripe;
-    let billing = if stripe.disabled || stripe.secret_key.starts_with("sk_") {
+    let billing = if stripe.disabled || stripe.secret_key.expose().starts_with("sk_") {
         Ok(())
     } else {
         Err(

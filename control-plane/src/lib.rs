@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod tier;
 pub mod token;
 
+pub use api::data_plane::{SERVICE_TOKEN_HEADER, new_service_token};
 pub use api::error::ApiError;
 pub use config::{Argon2Config, Config, OAuthProvider, RateLimitRule, StripeConfig};
 pub use error::Error;
@@ -77,6 +78,7 @@ impl ControlPlane {
                 key: "llm_url",
                 expected: "an HTTP client could be built",
             })?;
+        let service_tokens = api::data_plane::ServiceTokens::new(&config.service_tokens);
         let app = Arc::new(Inner {
             config,
             db,
@@ -84,6 +86,7 @@ impl ControlPlane {
             hasher,
             limiter,
             http,
+            service_tokens,
             verifier: RwLock::new(None),
             dummy_hash,
         });

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations and served at `/openapi.json`.
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api;
@@ -37,6 +37,14 @@ impl Modify for BearerAuth {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        // The data plane's own credential, required next to the user's token on the routes
+        // that record usage (see `api::data_plane`).
+        components.add_security_scheme(
+            "service",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                crate::api::data_plane::SERVICE_TOKEN_HEADER,
+            ))),
         );
     }
 }

@@ -110,18 +110,18 @@ async fn malformed_requests_are_refused_with_a_json_error(backend: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (status, body) = server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [{"key": "k", "kind": "gold_coins", "amount": 1}]}),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_code(&body), "invalid_body");
     let (status, _) = server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [{"key": "k", "kind": "messages", "amount": -1}]}),
         )
         .await;
@@ -139,17 +139,17 @@ async fn a_failed_batch_records_nothing(backend: Backend) {
     let server = Server::start(backend).await;
     let (token, _) = server.signup("batch@example.com").await;
     server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [{"key": "taken", "kind": "messages", "amount": 1}]}),
         )
         .await;
     // The second item conflicts with an existing key, so the first item's grant is rolled back.
     let (status, _) = server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [
             {"key": "fresh", "kind": "voice_seconds", "amount": 60},
             {"key": "taken", "kind": "voice_seconds", "amount": 60}]}),
@@ -159,9 +159,9 @@ async fn a_failed_batch_records_nothing(backend: Backend) {
     let (_, usage) = server.get("/api/usage", &token).await;
     assert_eq!(usage["quotas"][1]["reserved"], 0, "{usage}");
     let (_, again) = server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [{"key": "fresh", "kind": "voice_seconds", "amount": 60}]}),
         )
         .await;

@@ -27,9 +27,9 @@ async fn messages(server: &Server, token: &str, conv: &str) -> Vec<Value> {
 
 async fn open(server: &Server, token: &str, conv: &str, content: &str) -> (StatusCode, Value) {
     server
-        .post(
+        .post_as_gateway(
             "/api/chat/turns",
-            Some(token),
+            token,
             json!({"conversation_id": conv, "content": content}),
         )
         .await
@@ -80,7 +80,7 @@ async fn a_turn_stores_the_message_returns_context_and_records_its_reply(backend
     let reply = json!({"content": "A dirty snowball.", "finish_reason": "stop",
                        "model": "mock-openai", "prompt_tokens": 30, "completion_tokens": 5});
     let (status, record) = server
-        .post(&format!("{path}/reply"), Some(&token), reply.clone())
+        .post_as_gateway(&format!("{path}/reply"), &token, reply.clone())
         .await;
     assert_eq!(status, StatusCode::OK, "{record}");
     assert_eq!(record["message"]["content"], "A dirty snowball.");
@@ -89,7 +89,7 @@ async fn a_turn_stores_the_message_returns_context_and_records_its_reply(backend
     assert_eq!(record["finish_reason"], "stop");
     // A retried record answers the first one and stores nothing twice.
     let (status, again) = server
-        .post(&format!("{path}/reply"), Some(&token), reply)
+        .post_as_gateway(&format!("{path}/reply"), &token, reply)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["message"]["id"], record["message"]["id"]);
@@ -120,9 +120,9 @@ async fn a_turn_stores_the_message_returns_context_and_records_its_reply(backend
     let failed = json!({"content": "", "finish_reason": "error", "prompt_tokens": 40,
                         "completion_tokens": 0});
     let (status, record) = server
-        .post(
+        .post_as_gateway(
             &format!("/api/conversations/{conv}/turns/{id2}/reply"),
-            Some(&token),
+            &token,
             failed,
         )
         .await;
@@ -159,7 +159,9 @@ async fn another_accounts_conversation_and_turns_do_not_exist(backend: Backend) 
     assert_eq!(status, StatusCode::NOT_FOUND);
     let reply = json!({"content": "hijacked", "finish_reason": "stop", "prompt_tokens": 1,
                        "completion_tokens": 1});
-    let (status, _) = server.post(&format!("{path}/reply"), Some(&b), reply).await;
+    let (status, _) = server
+        .post_as_gateway(&format!("{path}/reply"), &b, reply)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(messages(&server, &a, &conv).await.len(), 1);
     let (_, usage) = server.get("/api/usage", &b).await;
@@ -172,13 +174,12 @@ async fn another_accounts_conversation_and_turns_do_not_exist(backend: Backend) 
         json!({"conversation_id": conv, "content": "x", "history_limit": 0}),
         json!({"conversation_id": conv, "content": "x", "surprise": true}),
     ] {
-        let (status, body) = server.post("/api/chat/turns", Some(&a), bad).await;
+        let (status, body) = server.post_as_gateway("/api/chat/turns", &a, bad).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
     let (status, _) = server
-        .post(
-            &format!("{path}/reply"),
-            Some(&a),
+        .post_as_gateway(
+            &format!("{path}/reply"), &a,
             json!({"content": "x", "finish_reason": "bored", "prompt_tokens": 1, "completion_tokens": 1}),
         )
         .await;
@@ -240,7 +241,7 @@ async fn moderation_quota_and_the_chat_limit_refuse_before_storing(backend: Back
         let reply = json!({"content": "ok", "finish_reason": "stop", "prompt_tokens": 1,
                            "completion_tokens": 1});
         assert_eq!(
-            server.post(&path, Some(&token), reply).await.0,
+            server.post_as_gateway(&path, &token, reply).await.0,
             StatusCode::OK
         );
     }
@@ -306,7 +307,7 @@ async fn concurrent_turns_and_reads_all_succeed(backend: Backend) {
                 );
                 let reply = json!({"content": format!("answer {n}"), "finish_reason": "stop",
                                    "model": "mock", "prompt_tokens": 3, "completion_tokens": 2});
-                let (status, record) = server.post(&path, Some(&token), reply).await;
+                let (status, record) = server.post_as_gateway(&path, &token, reply).await;
                 assert_eq!(status, StatusCode::OK, "{record}");
                 messages(&server, &token, &conv).await.len()
             });

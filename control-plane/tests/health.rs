@@ -24,7 +24,7 @@ async fn readiness_reports_each_dependency(backend: Backend) {
     drop(dead);
     let config = Config {
         stripe: StripeConfig {
-            secret_key: String::new(),
+            secret_key: Default::default(),
             disabled: false,
         },
         llm_url: dead_url,
@@ -46,7 +46,7 @@ async fn readiness_reports_each_dependency(backend: Backend) {
     // With a reachable LLM endpoint (any HTTP answer) and a key, everything is ready.
     let config = Config {
         stripe: StripeConfig {
-            secret_key: "sk_test_123".to_owned(),
+            secret_key: protocol::Secret::new("sk_test_123"),
             disabled: false,
         },
         llm_url: format!("{}/openapi.json", server.base),

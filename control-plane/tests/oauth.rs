@@ -16,7 +16,7 @@ fn provider(name: &str, idp: &MockIdp) -> OAuthProvider {
     OAuthProvider {
         name: name.to_owned(),
         client_id: CLIENT_ID.to_owned(),
-        client_secret: CLIENT_SECRET.to_owned(),
+        client_secret: protocol::Secret::new(CLIENT_SECRET),
         redirect_uri: REDIRECT.to_owned(),
         authorize_url: format!("{}/authorize", idp.base),
         token_url: format!("{}/token", idp.base),

@@ -17,9 +17,9 @@ async fn a_free_voice_call_is_cut_when_its_five_minutes_run_out(backend: Backend
         let server = &server;
         async move {
             let (status, body) = server
-                .post(
+                .post_as_gateway(
                     "/api/quota/reserve",
-                    Some(&token),
+                    &token,
                     json!({"reservations": [{"key": key, "kind": "voice_seconds", "amount": 120}]}),
                 )
                 .await;
@@ -42,9 +42,9 @@ async fn a_free_voice_call_is_cut_when_its_five_minutes_run_out(backend: Backend
     assert_eq!(reserve("call-1-chunk-2".to_owned()).await["granted"], 120);
     // Reusing a key for something else is a conflict.
     let (status, body) = server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [{"key": "call-1-chunk-2", "kind": "messages", "amount": 1}]}),
         )
         .await;
@@ -57,13 +57,15 @@ async fn a_free_voice_call_is_cut_when_its_five_minutes_run_out(backend: Backend
         {"key": "call-1-chunk-2", "used": 30},
         {"key": "no-such-key", "used": 5}]});
     let (status, body) = server
-        .post("/api/quota/settle", Some(&token), settle.clone())
+        .post_as_gateway("/api/quota/settle", &token, settle.clone())
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["status"], "settled");
     assert_eq!(body["results"][1]["used"], 30);
     assert_eq!(body["results"][2]["status"], "unknown_key");
-    let (_, again) = server.post("/api/quota/settle", Some(&token), settle).await;
+    let (_, again) = server
+        .post_as_gateway("/api/quota/settle", &token, settle)
+        .await;
     assert_eq!(again["results"][1]["status"], "already_settled");
     assert_eq!(again["results"][1]["used"], 30);
 
@@ -147,9 +149,9 @@ async fn custom_avatars_and_gaming_follow_the_tier(backend: Backend) {
         json!([])
     );
     let (_, games) = server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [{"key": "g1", "kind": "game_seconds", "amount": 600}]}),
         )
         .await;
@@ -174,9 +176,9 @@ async fn custom_avatars_and_gaming_follow_the_tier(backend: Backend) {
         StatusCode::FORBIDDEN
     );
     let (_, games) = server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [{"key": "g2", "kind": "game_seconds", "amount": 600}]}),
         )
         .await;
@@ -186,9 +188,9 @@ async fn custom_avatars_and_gaming_follow_the_tier(backend: Backend) {
     let (status, _) = server.post("/api/companions", Some(&token), custom).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, big) = server
-        .post(
+        .post_as_gateway(
             "/api/quota/reserve",
-            Some(&token),
+            &token,
             json!({"reservations": [{"key": "v1", "kind": "voice_seconds", "amount": 1_000_000}]}),
         )
         .await;

@@ -46,10 +46,11 @@ async fn a_user_builds_a_companion_and_chats_with_it(backend: Backend) {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{msg}");
     }
+    // The companion's lines are the gateway's to write.
     let (status, _) = server
-        .post(
+        .post_as_gateway(
             &format!("/api/conversations/{conv_id}/messages"),
-            Some(&token),
+            &token,
             json!({"content": "Hi!", "role": "companion"}),
         )
         .await;

@@ -14,6 +14,14 @@ pub struct Config {
     /// process (`server.mode = "all"`). Default: empty.
     pub control_plane_url: String,
 
+    /// This gateway's credential for the control plane's data-plane routes (recording chat
+    /// replies, reserving and settling quota), sent as `X-Service-Token` next to the user's
+    /// bearer token; it must be one of the control plane's `service_tokens`. Required when
+    /// `control_plane_url` points at another process; `companion --mode all` generates one.
+    /// Set it from the environment (`COMPANION__GATEWAY__CONTROL_PLANE_SERVICE_TOKEN`).
+    /// Default: empty.
+    pub control_plane_service_token: protocol::Secret,
+
     /// The `iss` claim access tokens must carry (the control plane's `issuer`).
     /// Default: `companion-control-plane`.
     pub token_issuer: String,
@@ -136,26 +144,29 @@ pub struct IceServer {
     pub username: String,
     /// Fixed TURN password. Ignored when `secret` is set. Default: empty.
     #[serde(default)]
-    pub credential: String,
+    pub credential: protocol::Secret,
     /// Shared secret of a TURN server using time-limited credentials (coturn
     /// `use-auth-secret` / `static-auth-secret`): each caller gets a user name
     /// `<expiry unix time>:<user id>` and the password `base64(HMAC-SHA1(secret, user name))`.
     /// Default: empty (use `username` / `credential` as given).
     #[serde(default)]
-    pub secret: String,
-    /// Lifetime of credentials minted from `secret`, in seconds. Default: `86400`.
+    pub secret: protocol::Secret,
+    /// Lifetime of credentials minted from `secret`, in seconds. The browser refreshes its
+    /// relay allocation with the same credential, so it must outlive the longest call; a
+    /// leaked one is good for no longer than this. Default: `14400` (4 hours).
     #[serde(default = "default_credential_ttl")]
     pub credential_ttl_secs: u64,
 }
 
 fn default_credential_ttl() -> u64 {
-    86_400
+    4 * 3600
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             control_plane_url: String::new(),
+            control_plane_service_token: protocol::Secret::default(),
             token_issuer: "companion-control-plane".to_owned(),
             token_audience: "companion".to_owned(),
             jwks_refresh_secs: 300,
@@ -268,8 +279,8 @@ mod tests {
             ice_servers: vec![IceServer {
                 urls: vec!["https://turn.example".to_owned()],
                 username: String::new(),
-                credential: String::new(),
-                secret: String::new(),
+                credential: Default::default(),
+                secret: Default::default(),
                 credential_ttl_secs: 60,
             }],
             ..Config::default()

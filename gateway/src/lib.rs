@@ -13,6 +13,7 @@
 mod auth;
 mod chat;
 mod config;
+mod control_plane;
 mod demo;
 mod error;
 mod openai;

@@ -107,6 +107,10 @@ impl Node {
             .http
             .post(format!("{}{path}", self.cp_url))
             .bearer_auth(token)
+            .header(
+                control_plane::SERVICE_TOKEN_HEADER,
+                test_control_plane::SERVICE_TOKEN,
+            )
             .json(&body)
             .send()
             .await
@@ -179,6 +183,7 @@ async fn voice_gateway(
 ) -> String {
     let gateway = Gateway::new(Config {
         control_plane_url: cp_url.to_owned(),
+        control_plane_service_token: test_control_plane::service_token(),
         udp_listen: vec!["127.0.0.1:0".parse().unwrap()],
         ..Config::default()
     })

@@ -5,43 +5,14 @@
 //! A provider without a key is disabled with a log line, never a panic. Keys never appear in
 //! logs or `Debug` output.
 
-use std::fmt;
-
 use local_voice::espeak::EspeakConfig;
 use local_voice::sphinx::RecognizerConfig;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
 
-/// An API key. Its `Debug` output is redacted, and so is its serialized form (a printed
-/// configuration shows `***` for a key that is set).
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key, for building a request header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(if self.0.is_empty() { "" } else { "***" })
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// An API key: redacted in `Debug` and in a printed configuration.
+pub use protocol::Secret;
 
 /// Everything the pipeline's providers need.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -480,13 +451,13 @@ impl Default for TtsConfig {
 
 /// The key from config, else from the named environment variable; `None` if neither is set.
 pub(crate) fn resolve_key(inline: Option<&Secret>, env_var: &str) -> Option<Secret> {
-    if let Some(key) = inline.filter(|k| !k.0.is_empty()) {
+    if let Some(key) = inline.filter(|k| !k.is_empty()) {
         return Some(key.clone());
     }
     std::env::var(env_var)
         .ok()
         .filter(|k| !k.is_empty())
-        .map(Secret)
+        .map(Secret::new)
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ mod error;
 mod event;
 mod frame;
 mod json;
+mod secret;
 mod stream;
 mod version;
 pub mod viseme;
@@ -39,6 +40,7 @@ pub use event::{ClientEvent, ServerEvent};
 pub use frame::{
     FRAME_HEADER_LEN, FRAME_MAGIC, Frame, FrameFlags, FrameHeader, FrameType, Reserve,
 };
+pub use secret::Secret;
 pub use stream::FrameDecoder;
 pub use version::{
     DATA_CHANNEL_LABEL, FRAME_VERSION, MAX_EVENT_BYTES, MAX_FRAME_LEN, MAX_FRAME_PAYLOAD,

@@ -238,6 +238,13 @@ impl Config {
                 "the control plane's URL when server.mode is \"gateway\"",
             ));
         }
+        if self.server.mode == Mode::Gateway && self.gateway.control_plane_service_token.is_empty()
+        {
+            return Err((
+                "gateway.control_plane_service_token".to_owned(),
+                "one of the control plane's service_tokens when server.mode is \"gateway\"",
+            ));
+        }
         Ok(())
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Stack {
     pub(crate) gateway: String,
     /// `http://127.0.0.1:PORT` of the control plane.
     pub(crate) control_plane: String,
+    /// The data plane's credential the control plane accepts (what the gateway sends).
+    pub(crate) service_token: String,
     pub(crate) mock: MockServer,
     pub(crate) http: reqwest::Client,
     stops: Vec<oneshot::Sender<()>>,
@@ -97,6 +99,8 @@ impl Stack {
                 },
             );
         }
+        let service_token = control_plane::new_service_token();
+        cp.control_plane.service_tokens = vec![service_token.clone()];
         let (control_plane, cp_stop) = serve(cp).await;
 
         let mut gw = Config::default();
@@ -104,6 +108,7 @@ impl Stack {
         gw.server.listen = listen;
         gw.server.shutdown_grace_secs = 1;
         gw.gateway.control_plane_url = control_plane.clone();
+        gw.gateway.control_plane_service_token = service_token.clone();
         if let Some(max) = options.max_audio_bytes {
             gw.gateway.openai.max_audio_bytes = max;
         }
@@ -118,6 +123,7 @@ impl Stack {
         Self {
             gateway,
             control_plane,
+            service_token: service_token.expose().to_owned(),
             mock,
             http: reqwest::Client::new(),
             stops: vec![gw_stop, cp_stop],

@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::Caller;
+use super::data_plane::OnBehalf;
 use super::error::ApiError;
 use super::extract::Body;
 use super::usage::tier_of;
@@ -112,7 +112,7 @@ pub(crate) struct TurnRecord {
 }
 
 /// Opens a chat turn: the user's message is checked, counted and stored.
-#[utoipa::path(post, path = "/api/chat/turns", tag = "chat", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/chat/turns", tag = "chat", security(("bearer" = [], "service" = [])),
     request_body = OpenTurnRequest,
     responses((status = 201, body = OpenedTurn),
               (status = 404, description = "no such conversation (or another account's)", body = super::error::ErrorBody),
@@ -120,7 +120,7 @@ pub(crate) struct TurnRecord {
               (status = 429, description = "`rate_limited` or `quota_exceeded`", body = super::error::ErrorBody)))]
 pub(crate) async fn open_turn(
     State(app): State<App>,
-    caller: Caller,
+    OnBehalf(caller): OnBehalf,
     Body(req): Body<OpenTurnRequest>,
 ) -> Result<(StatusCode, Json<OpenedTurn>), ApiError> {
     let n = req.content.chars().count();
@@ -238,12 +238,12 @@ pub(crate) async fn open_turn(
 
 /// Records how a turn ended: the reply and the tokens it cost.
 #[utoipa::path(post, path = "/api/conversations/{id}/turns/{turn_id}/reply", tag = "chat",
-    security(("bearer" = [])), params(("id" = String, Path), ("turn_id" = String, Path)),
+    security(("bearer" = [], "service" = [])), params(("id" = String, Path), ("turn_id" = String, Path)),
     request_body = ReplyRequest,
     responses((status = 200, body = TurnRecord), (status = 404, body = super::error::ErrorBody)))]
 pub(crate) async fn record_reply(
     State(app): State<App>,
-    caller: Caller,
+    OnBehalf(caller): OnBehalf,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     Body(req): Body<ReplyRequest>,
 ) -> Result<Json<TurnRecord>, ApiError> {
@@ -266,7 +266,10 @@ pub(crate) async fn record_reply(
     let mut turn = turns::get(&mut tx, owner, &conversation_id, &turn_id)
         .await?
         .ok_or_else(|| ApiError::not_found("turn"))?;
-    if turn.completed_at.is_none() {
+    // Claimed by a conditional update before anything is written: of two records racing on
+    // PostgreSQL one waits on the row lock and then finds the turn completed, so a reply is
+    // stored, and a message refunded, at most once.
+    if turn.completed_at.is_none() && turns::claim(&mut tx, &turn.id, now).await? {
         if !req.content.is_empty() {
             turn.reply_message_id = Some(
                 conversations::insert_message(
@@ -292,6 +295,11 @@ pub(crate) async fn record_reply(
         turns::complete(&mut tx, &turn).await?;
         let tokens = turn.prompt_tokens + turn.completion_tokens;
         turns::add_tokens(&mut tx, owner, quota::day_of(now), tokens).await?;
+    } else if turn.completed_at.is_none() {
+        // Another request completed it while this one waited: answer with its record.
+        turn = turns::get(&mut tx, owner, &conversation_id, &turn_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("turn"))?;
     }
     let record = record_of(&mut tx, turn).await?;
     tx.commit().await?;
@@ -304,7 +312,7 @@ pub(crate) async fn record_reply(
     responses((status = 200, body = TurnRecord), (status = 404, body = super::error::ErrorBody)))]
 pub(crate) async fn get_turn(
     State(app): State<App>,
-    caller: Caller,
+    caller: super::Caller,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<TurnRecord>, ApiError> {
     let Path((conversation_id, turn_id)) =

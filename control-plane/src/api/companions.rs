@@ -71,6 +71,7 @@ fn apply(c: &mut Companion, f: CompanionFields) -> Result<(), ApiError> {
 async fn save(app: &App, owner: &str, c: &Companion) -> Result<(), ApiError> {
     let tier = tier_of(app, owner).await?;
     let mut tx = app.db.begin().await?;
+    companions::lock_owner(&mut tx, owner).await?;
     if c.custom_avatar
         && let Some(max) = tier.limits().custom_avatars
         && companions::custom_avatars(&mut tx, owner, &c.id).await? >= max

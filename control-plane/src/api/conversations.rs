@@ -143,7 +143,8 @@ pub(crate) async fn list_messages(
 pub(crate) struct NewMessage {
     /// 1 to 8,000 characters.
     content: String,
-    /// `user` (default; spends quota) or `companion` (a reply recorded by the gateway).
+    /// `user` (default; spends quota) or `companion` (a reply; only the gateway, with its
+    /// service credential, may write one: 403 `service_credential_required` otherwise).
     #[serde(default = "user_role")]
     role: String,
 }
@@ -162,6 +163,7 @@ pub(crate) async fn post_message(
     State(app): State<App>,
     caller: Caller,
     Id(id): Id,
+    headers: axum::http::HeaderMap,
     Body(req): Body<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let n = req.content.chars().count();
@@ -170,6 +172,11 @@ pub(crate) async fn post_message(
     }
     if req.role != "user" && req.role != "companion" {
         return Err(ApiError::invalid("role: expected user or companion"));
+    }
+    // A user writing the companion's lines could put words in its mouth that later turns feed
+    // back to the model as its own.
+    if req.role == "companion" {
+        super::data_plane::require_service(&app, &headers)?;
     }
     let tier = tier_of(&app, caller.id()).await?;
     let now = unix_now();

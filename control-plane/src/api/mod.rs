@@ -5,6 +5,7 @@ mod caller;
 pub(crate) mod chat;
 pub(crate) mod companions;
 pub(crate) mod conversations;
+pub(crate) mod data_plane;
 pub(crate) mod error;
 mod extract;
 pub(crate) mod keys;

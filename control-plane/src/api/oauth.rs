@@ -186,7 +186,7 @@ async fn fetch_identity(
         ("code", code),
         ("redirect_uri", p.redirect_uri.as_str()),
         ("client_id", p.client_id.as_str()),
-        ("client_secret", p.client_secret.as_str()),
+        ("client_secret", p.client_secret.expose()),
         ("code_verifier", verifier),
     ])
     .map_err(|e| ApiError::internal("encoding token request", e))?;

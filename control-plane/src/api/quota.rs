@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::Caller;
+use super::data_plane::OnBehalf;
 use super::error::ApiError;
 use super::extract::Body;
 use super::usage::tier_of;
@@ -96,11 +96,11 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 
 /// Reserves quota.
 #[utoipa::path(post, path = "/api/quota/reserve", tag = "quota", request_body = ReserveRequest,
-    security(("bearer" = [])),
+    security(("bearer" = [], "service" = [])),
     responses((status = 200, body = ReserveResponse), (status = 409, body = super::error::ErrorBody)))]
 pub(crate) async fn reserve(
     State(app): State<App>,
-    caller: Caller,
+    OnBehalf(caller): OnBehalf,
     Body(req): Body<ReserveRequest>,
 ) -> Result<Json<ReserveResponse>, ApiError> {
     if req.reservations.is_empty() || req.reservations.len() > MAX_BATCH {
@@ -120,6 +120,10 @@ pub(crate) async fn reserve(
     let mut tx = app.db.begin().await?;
     for item in req.reservations {
         let limit = item.kind.daily_limit(tier);
+        // The day's counters are locked before the key is looked up: a second request with the
+        // same key waits here (PostgreSQL row lock, SQLite write gate) and then finds the first
+        // one's reservation instead of granting again.
+        let mut today = usage::lock(&mut tx, caller.id(), day, item.kind).await?;
         if let Some(existing) = usage::reservation(&mut tx, caller.id(), &item.key).await? {
             if existing.kind != item.kind.as_str() || existing.requested != item.amount as i64 {
                 return Err(ApiError::conflict(format!(
@@ -127,7 +131,9 @@ pub(crate) async fn reserve(
                     item.key
                 )));
             }
-            let today = usage::today(&mut tx, caller.id(), existing.day, item.kind).await?;
+            if existing.day != day {
+                today = usage::today(&mut tx, caller.id(), existing.day, item.kind).await?;
+            }
             results.push(Grant {
                 key: item.key,
                 kind: item.kind,
@@ -138,7 +144,6 @@ pub(crate) async fn reserve(
             });
             continue;
         }
-        let mut today = usage::lock(&mut tx, caller.id(), day, item.kind).await?;
         let granted = today.grant(limit, item.amount);
         today.reserved += granted;
         usage::store(&mut tx, caller.id(), day, item.kind, today).await?;
@@ -165,11 +170,11 @@ pub(crate) async fn reserve(
 
 /// Settles reservations with what was used; the unused rest returns to the day's quota.
 #[utoipa::path(post, path = "/api/quota/settle", tag = "quota", request_body = SettleRequest,
-    security(("bearer" = [])),
+    security(("bearer" = [], "service" = [])),
     responses((status = 200, body = SettleResponse)))]
 pub(crate) async fn settle(
     State(app): State<App>,
-    caller: Caller,
+    OnBehalf(caller): OnBehalf,
     Body(req): Body<SettleRequest>,
 ) -> Result<Json<SettleResponse>, ApiError> {
     if req.settlements.is_empty() || req.settlements.len() > MAX_BATCH {
@@ -203,11 +208,24 @@ pub(crate) async fn settle(
             _ => QuotaKind::GameSeconds,
         };
         let used = quota::settle(r.granted as u64, item.used);
+        // Marked settled by a conditional update first: of two settles racing on PostgreSQL
+        // only one changes the row, so the grant leaves `reserved` once.
+        if !usage::mark_settled(&mut tx, caller.id(), &item.key, used as i64).await? {
+            let done = usage::reservation(&mut tx, caller.id(), &item.key)
+                .await?
+                .and_then(|r| r.settled)
+                .unwrap_or(0);
+            results.push(Settled {
+                key: item.key,
+                status: "already_settled",
+                used: done as u64,
+            });
+            continue;
+        }
         let mut today = usage::lock(&mut tx, caller.id(), r.day, kind).await?;
         today.reserved = today.reserved.saturating_sub(r.granted as u64);
         today.used += used;
         usage::store(&mut tx, caller.id(), r.day, kind, today).await?;
-        usage::mark_settled(&mut tx, caller.id(), &item.key, used as i64).await?;
         results.push(Settled {
             key: item.key,
             status: "settled",

@@ -60,6 +60,17 @@ pub(crate) async fn get(
     Ok(row.as_ref().map(from_row))
 }
 
+/// Serialises writes to one owner's companions until the transaction ends: a no-op update of
+/// the owner's profile row takes PostgreSQL's row lock (SQLite's write gate already
+/// serialises), so two creates cannot both count the allowance before either has inserted.
+pub(crate) async fn lock_owner(conn: &mut AnyConnection, owner: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE profiles SET tier = tier WHERE id = $1")
+        .bind(owner)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Companions of `owner` with a custom avatar, optionally not counting `except`.
 pub(crate) async fn custom_avatars(
     conn: &mut AnyConnection,

@@ -77,6 +77,23 @@ pub(crate) async fn get(
     Ok(row.as_ref().map(turn))
 }
 
+/// Marks a turn completed unless it already is; true when this call did it. The rest of the
+/// record is filled in by [`complete`] in the same transaction.
+pub(crate) async fn claim(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE chat_turns SET completed_at = $1 WHERE id = $2 AND completed_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Fills in how a turn ended.
 pub(crate) async fn complete(conn: &mut AnyConnection, t: &Turn) -> Result<(), sqlx::Error> {
     sqlx::query(

@@ -137,19 +137,21 @@ pub(crate) async fn insert_reservation(
     Ok(())
 }
 
+/// Records what a reservation used, unless it is already settled; true when this call did it.
 pub(crate) async fn mark_settled(
     conn: &mut AnyConnection,
     profile_id: &str,
     key: &str,
     settled: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE quota_reservations SET settled = $1 WHERE profile_id = $2 AND idem_key = $3",
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE quota_reservations SET settled = $1 \
+         WHERE profile_id = $2 AND idem_key = $3 AND settled IS NULL",
     )
     .bind(settled)
     .bind(profile_id)
     .bind(key)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }

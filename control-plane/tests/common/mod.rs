@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 /// PostgreSQL and Redis the multi-node tests use.
 pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The data plane's credential every test control plane accepts (`service_tokens`).
+pub const SERVICE_TOKEN: &str = "test-gateway-service-credential";
 
 /// Which storage a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +160,7 @@ impl Storage {
                 limit: 1_000,
                 window_secs: 900,
             }],
+            service_tokens: vec![protocol::Secret::new(SERVICE_TOKEN)],
             ..Config::default()
         }
     }
@@ -220,6 +223,23 @@ impl Server {
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
         read(self.send(Method::POST, path, token, Some(body)).await).await
+    }
+
+    /// POSTs as the gateway does on a user's behalf: the user's token and the data plane's
+    /// credential.
+    pub async fn post_as_gateway(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header(control_plane::SERVICE_TOKEN_HEADER, SERVICE_TOKEN)
+            .json(&body);
+        read(req.send().await.expect("request sent")).await
     }
 
     /// Signs up `email` and returns (access, refresh).

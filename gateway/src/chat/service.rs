@@ -73,10 +73,11 @@ impl ChatService {
     /// every request fails with `llm_failed`).
     pub(crate) fn new(gateway: Gateway, llm: Option<Arc<dyn LlmProvider>>) -> Self {
         let config = gateway.config().chat.clone();
+        let timeout = Duration::from_secs(config.control_plane_timeout_secs);
         let control = ControlPlane::new(
-            reqwest::Client::new(),
+            crate::control_plane::http_client(gateway.config(), timeout),
             &gateway.config().control_plane_url,
-            Duration::from_secs(config.control_plane_timeout_secs),
+            timeout,
         );
         Self {
             inner: Arc::new(Inner {

@@ -222,7 +222,10 @@ mod tests {
         };
         // Nothing listens on port 9: the background settlement just logs its failure.
         let settlement = Settlement::new(
-            QuotaClient::new("http://127.0.0.1:9"),
+            QuotaClient::new(&crate::Config {
+                control_plane_url: "http://127.0.0.1:9".into(),
+                ..crate::Config::default()
+            }),
             "t".into(),
             reservation,
         );

@@ -74,7 +74,7 @@ impl OpenAi {
 pub(crate) fn routes(gateway: Gateway) -> Router {
     let config = gateway.config().openai.clone();
     let state = OpenAi {
-        quota: QuotaClient::new(&gateway.config().control_plane_url),
+        quota: QuotaClient::new(gateway.config()),
         config: config.clone(),
         models: Arc::new(Catalogue::new(gateway.providers(), unix_now())),
         gateway,

@@ -77,21 +77,11 @@ struct ErrorDetail {
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 impl QuotaClient {
-    pub(crate) fn new(control_plane_url: &str) -> Self {
+    /// A client for the control plane `config` names, with this gateway's credential.
+    pub(crate) fn new(config: &crate::Config) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .build()
-                .unwrap_or_default(),
-            base: control_plane_url.trim_end_matches('/').to_owned(),
-        }
-    }
-
-    /// The same HTTP client (and its connection pool) for the control plane at `url`.
-    pub(crate) fn with_base(&self, url: &str) -> Self {
-        Self {
-            http: self.http.clone(),
-            base: url.trim_end_matches('/').to_owned(),
+            http: crate::control_plane::http_client(config, TIMEOUT),
+            base: config.control_plane_url.trim_end_matches('/').to_owned(),
         }
     }
 

@@ -122,8 +122,8 @@ struct Shared {
     vad: SileroModel,
     metrics: Option<LatencyMetrics>,
     counters: Counters,
-    /// The HTTP client for the control plane's quota API, built on first use (the gateway
-    /// names the control plane per call).
+    /// The HTTP client for the control plane's quota API, built on first use from the
+    /// configuration of the gateway the factory serves.
     quota: OnceLock<QuotaClient>,
 }
 
@@ -226,8 +226,8 @@ impl VoiceSessionFactory {
         let quota = self
             .shared
             .quota
-            .get_or_init(|| QuotaClient::new(""))
-            .with_base(&gateway.config().control_plane_url);
+            .get_or_init(|| QuotaClient::new(gateway.config()))
+            .clone();
         let auth = refresh::SessionAuth::new(gateway.shared_verifier(), caller.user_id.clone());
         let config = self.shared.config.quota.clone();
         let (caller, token) = (caller.clone(), token.to_owned());

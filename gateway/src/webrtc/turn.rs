@@ -25,12 +25,12 @@ pub(crate) fn ice_servers_for(
         .iter()
         .map(|s| {
             let (username, credential) = if s.secret.is_empty() {
-                (s.username.clone(), s.credential.clone())
+                (s.username.clone(), s.credential.expose().to_owned())
             } else {
                 let username = format!("{}:{user_id}", now_unix + s.credential_ttl_secs);
                 let mac = str0m::crypto::from_feature_flags()
                     .sha1_hmac_provider
-                    .sha1_hmac(s.secret.as_bytes(), &[username.as_bytes()]);
+                    .sha1_hmac(s.secret.expose().as_bytes(), &[username.as_bytes()]);
                 (username, base64(&mac))
             };
             IceServerView {
@@ -102,8 +102,8 @@ mod tests {
         let servers = [IceServer {
             urls: vec!["turn:turn.example:3478?transport=udp".to_owned()],
             username: String::new(),
-            credential: String::new(),
-            secret: "north".to_owned(),
+            credential: Default::default(),
+            secret: protocol::Secret::new("north"),
             credential_ttl_secs: 3600,
         }];
         let views = ice_servers_for(&servers, "alice", 1_000_000);

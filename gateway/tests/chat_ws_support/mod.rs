@@ -139,6 +139,7 @@ impl Service {
         });
         let gateway_config = gateway::Config {
             control_plane_url: cp_url.clone(),
+            control_plane_service_token: test_control_plane::service_token(),
             chat: options.chat,
             ..gateway::Config::default()
         };

@@ -8,6 +8,13 @@ use control_plane::{Argon2Config, RateLimitRule};
 
 pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The data plane's credential: the control plane accepts it, the test gateways send it.
+pub const SERVICE_TOKEN: &str = "gateway-tests-service-credential";
+
+/// The gateway side of [`SERVICE_TOKEN`].
+pub fn service_token() -> protocol::Secret {
+    protocol::Secret::new(SERVICE_TOKEN)
+}
 
 /// A name no other test (or test process) uses: `tag`, the time, the process and a counter.
 pub fn unique(tag: &str) -> String {
@@ -41,6 +48,7 @@ pub async fn config(tag: &str, postgres: bool) -> control_plane::Config {
             limit: 1_000,
             window_secs: 900,
         }],
+        service_tokens: vec![service_token()],
         ..control_plane::Config::default()
     };
     if postgres {

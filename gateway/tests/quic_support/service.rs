@@ -45,6 +45,7 @@ impl Service {
         verifier.install(cp.verifier().await.expect("keys"));
         let config = gateway::Config {
             control_plane_url: cp_url.clone(),
+            control_plane_service_token: test_control_plane::service_token(),
             ..gateway::Config::default()
         };
         let gateway = Gateway::new(config)
