@@ -163,40 +163,56 @@ async fn a_client_cannot_write_the_companions_lines(backend: Backend) {
 }
 both_engines!(companion_lines, a_client_cannot_write_the_companions_lines);
 
+/// Rounds of racing requests in the race tests, and requests per round: the race window is a
+/// few milliseconds, so one round of a few requests can miss it.
+const ROUNDS: usize = 5;
+const RACERS: usize = 16;
+
 async fn racing_reply_records_refund_once_and_store_one_reply(backend: Backend) {
     let server = std::sync::Arc::new(Server::start(backend).await);
     let (token, _) = server.signup("racer@example.com").await;
     let conv = conversation(&server, &token).await;
-    let failed = open_turn(&server, &token, &conv).await;
-    let answered = open_turn(&server, &token, &conv).await;
-    assert_eq!(usage(&server, &token, "messages").await.0, 2);
-
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..8 {
-        let (server, token) = (server.clone(), token.clone());
-        let (failed, answered) = (failed.clone(), answered.clone());
-        tasks.spawn(async move {
-            let (a, _) = server.post_as_gateway(&failed, &token, refund_me()).await;
-            let reply = json!({"content": format!("answer {n}"), "finish_reason": "stop",
-                               "prompt_tokens": 1, "completion_tokens": 1});
-            let (b, _) = server.post_as_gateway(&answered, &token, reply).await;
-            (a, b)
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        assert_eq!(done.unwrap(), (StatusCode::OK, StatusCode::OK));
+    let mut turns = Vec::new();
+    for _ in 0..2 * ROUNDS {
+        turns.push(open_turn(&server, &token, &conv).await);
     }
     assert_eq!(
         usage(&server, &token, "messages").await.0,
-        1,
-        "the failed turn is refunded exactly once"
+        2 * ROUNDS as u64
+    );
+
+    // Half the turns fail and are refunded by racing records; the other half get racing
+    // replies.
+    for pair in turns.chunks(2) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..RACERS {
+            let (server, token) = (server.clone(), token.clone());
+            let (failed, answered) = (pair[0].clone(), pair[1].clone());
+            tasks.spawn(async move {
+                if n % 2 == 0 {
+                    server.post_as_gateway(&failed, &token, refund_me()).await.0
+                } else {
+                    let reply = json!({"content": format!("answer {n}"), "finish_reason": "stop",
+                                       "prompt_tokens": 1, "completion_tokens": 1});
+                    server.post_as_gateway(&answered, &token, reply).await.0
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            assert_eq!(done.unwrap(), StatusCode::OK);
+        }
+    }
+    assert_eq!(
+        usage(&server, &token, "messages").await.0,
+        ROUNDS as u64,
+        "each failed turn is refunded exactly once"
     );
     let replies = messages(&server, &token, &conv)
         .await
         .into_iter()
         .filter(|m| m["role"] == "companion")
         .count();
-    assert_eq!(replies, 1, "one reply stored");
+    assert_eq!(replies, ROUNDS, "one reply stored per answered turn");
 }
 both_engines!(
     racing_replies,
@@ -206,38 +222,45 @@ both_engines!(
 async fn racing_settles_of_one_reservation_return_its_grant_once(backend: Backend) {
     let server = std::sync::Arc::new(Server::start(backend).await);
     let (token, _) = server.signup("settler@example.com").await;
-    for key in ["block-1", "block-2"] {
-        let reserve =
-            json!({"reservations": [{"key": key, "kind": "voice_seconds", "amount": 60}]});
+    let reserve = |key: String| json!({"reservations": [{"key": key, "kind": "voice_seconds", "amount": 20}]});
+    for round in 0..ROUNDS {
+        let body = reserve(format!("block-{round}"));
         let (status, _) = server
-            .post_as_gateway("/api/quota/reserve", &token, reserve)
+            .post_as_gateway("/api/quota/reserve", &token, body)
             .await;
         assert_eq!(status, StatusCode::OK);
     }
-    assert_eq!(usage(&server, &token, "voice_seconds").await, (0, 120));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let (server, token) = (server.clone(), token.clone());
-        tasks.spawn(async move {
-            let settle = json!({"settlements": [{"key": "block-1", "used": 10}]});
-            server
-                .post_as_gateway("/api/quota/settle", &token, settle)
-                .await
-        });
-    }
-    let mut settled = 0;
-    while let Some(done) = tasks.join_next().await {
-        let (status, body) = done.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if body["results"][0]["status"] == "settled" {
-            settled += 1;
+    let (status, _) = server
+        .post_as_gateway("/api/quota/reserve", &token, reserve("kept".to_owned()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let total = 20 * (ROUNDS as u64 + 1);
+    assert_eq!(usage(&server, &token, "voice_seconds").await, (0, total));
+    for round in 0..ROUNDS {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..RACERS {
+            let (server, token) = (server.clone(), token.clone());
+            let settle = json!({"settlements": [{"key": format!("block-{round}"), "used": 5}]});
+            tasks.spawn(async move {
+                server
+                    .post_as_gateway("/api/quota/settle", &token, settle)
+                    .await
+            });
         }
+        let mut settled = 0;
+        while let Some(done) = tasks.join_next().await {
+            let (status, body) = done.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["results"][0]["status"] == "settled" {
+                settled += 1;
+            }
+        }
+        assert_eq!(settled, 1, "round {round}");
     }
-    assert_eq!(settled, 1);
     assert_eq!(
         usage(&server, &token, "voice_seconds").await,
-        (10, 60),
-        "block 2 is still reserved and block 1 counted once"
+        (5 * ROUNDS as u64, 20),
+        "each block counted once, and the kept block still reserved"
     );
 }
 both_engines!(
