@@ -42,6 +42,14 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Inner {
+    /// Drops the cached key set, so the next token verified reloads it (a key was rotated).
+    pub(crate) fn forget_key_set(&self) {
+        *self
+            .verifier
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// Verifies an access token against the published keys (signature, alg, iss, aud, exp).
     pub(crate) async fn verify_token(&self, token: &str) -> Result<Claims, VerifyError> {
         let cached = self

@@ -47,13 +47,13 @@ impl ControlPlane {
             .map_err(|(key, expected)| Error::Config { key, expected })?;
         let connect_timeout = std::time::Duration::from_secs(config.database_connect_timeout_secs);
         let db = db::Db::open(&config.database_url, connect_timeout).await?;
-        let keys = token::KeyRing::load(
-            &db,
-            unix_now(),
-            config.signing_key_rotation_secs as i64,
-            config.access_token_ttl_secs as i64,
-        )
-        .await?;
+        let policy = token::KeyPolicy {
+            rotation_secs: config.signing_key_rotation_secs as i64,
+            reload_secs: config.signing_key_reload_secs as i64,
+            access_ttl_secs: config.access_token_ttl_secs as i64,
+        };
+        let cipher = token::KeyCipher::new(&config.signing_key_secret)?;
+        let keys = token::KeyRing::load(&db, unix_now(), policy, cipher).await?;
         let hasher = password::Hasher::new(&config.argon2).map_err(|_| Error::Config {
             key: "argon2",
             expected: "valid argon2 parameters",
@@ -90,6 +90,7 @@ impl ControlPlane {
             verifier: RwLock::new(None),
             dummy_hash,
         });
+        tokio::spawn(keep_keys_current(Arc::downgrade(&app)));
         Ok(Self { app })
     }
 
@@ -125,13 +126,13 @@ impl ControlPlane {
     /// `signing_key_rotation_secs`.
     pub async fn rotate_signing_key(&self) -> Result<String, Error> {
         let kid = self.app.keys.rotate(&self.app.db, unix_now()).await?;
-        // This node's cached key set lacks the new key: drop it so the next token reloads it.
-        *self
-            .app
-            .verifier
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.app.forget_key_set();
         Ok(kid)
+    }
+
+    /// The id of the key this node signs new tokens with.
+    pub fn signing_key_id(&self) -> String {
+        self.app.keys.kid()
     }
 
     /// Moves an account to `tier` (what a billing webhook does once payment succeeds). New
@@ -151,5 +152,27 @@ impl ControlPlane {
             &self.app.config.audience,
         )
         .await
+    }
+}
+
+/// Re-reads the newest signing key every `signing_key_reload_secs` (rotating it when it is too
+/// old), for as long as the control plane exists: a key another node rotated is signed with
+/// here within one interval, and a key that ages out is replaced without a restart.
+async fn keep_keys_current(app: std::sync::Weak<Inner>) {
+    let Some(interval) = app
+        .upgrade()
+        .map(|app| std::time::Duration::from_secs(app.config.signing_key_reload_secs))
+    else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(app) = app.upgrade() else { return };
+        match app.keys.reload(&app.db, unix_now()).await {
+            Ok(Some(_)) => app.forget_key_set(),
+            Ok(None) => {}
+            // The database may be briefly away; the current key stays valid for a while yet.
+            Err(e) => tracing::warn!(error = %e, "reloading the signing key failed"),
+        }
     }
 }

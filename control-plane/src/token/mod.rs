@@ -3,7 +3,9 @@
 //!
 //! The gateway uses [`Verifier`] and never holds a signing secret.
 
+mod cipher;
 mod keyring;
 
 pub use access_token::{Claims, Jwk, Jwks, Verifier, VerifyError};
-pub(crate) use keyring::KeyRing;
+pub(crate) use cipher::KeyCipher;
+pub(crate) use keyring::{KeyPolicy, KeyRing};
