@@ -269,3 +269,56 @@ fn a_missing_vad_model_stops_start_up_saying_what_to_install() {
     assert!(stderr.contains("/nonexistent/silero_vad.onnx"), "{stderr}");
     assert!(stderr.contains("scripts/bootstrap"), "{stderr}");
 }
+
+#[test]
+fn a_printed_configuration_shows_no_secret() {
+    let secrets = [
+        (
+            "COMPANION__CONTROL_PLANE__STRIPE__SECRET_KEY",
+            "sk_live_topsecret",
+            "topsecret",
+        ),
+        (
+            "COMPANION__CONTROL_PLANE__DATABASE_URL",
+            "postgres://app:pa@ss@db:5432/c",
+            "pa@ss",
+        ),
+        (
+            "COMPANION__CONTROL_PLANE__SIGNING_KEY_SECRET",
+            "signing-secret-value",
+            "signing-secret-value",
+        ),
+        (
+            "COMPANION__CONTROL_PLANE__SERVICE_TOKENS",
+            "[\"service-credential-0123456789\"]",
+            "service-credential",
+        ),
+        (
+            "COMPANION__GATEWAY__CONTROL_PLANE_SERVICE_TOKEN",
+            "gateway-credential-0123456789",
+            "gateway-credential",
+        ),
+        (
+            "COMPANION__CONTROL_PLANE__OAUTH_PROVIDERS",
+            "[{name = \"google\", client_id = \"id\", client_secret = \"oauth-secret-value\", \
+             redirect_uri = \"https://x.example/cb\"}]",
+            "oauth-secret-value",
+        ),
+    ];
+    let out = companion()
+        .arg("--print-config")
+        .envs(secrets.iter().map(|(k, v, _)| (*k, *v)))
+        .output()
+        .expect("run companion");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("stripe"), "{stdout}");
+    assert!(stdout.contains("postgres://app:***@db:5432/c"), "{stdout}");
+    for (var, _, secret) in secrets {
+        assert!(!stdout.contains(secret), "{var} printed: {stdout}");
+    }
+}

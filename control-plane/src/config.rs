@@ -7,10 +7,14 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where accounts, conversations and usage live. `sqlite://` runs embedded; `postgres://`
     /// is the multi-node configuration. Default: `sqlite://data/companion.sqlite?mode=rwc`.
+    /// A printed configuration shows it without its password.
+    #[serde(serialize_with = "crate::error::serialize_redacted")]
     pub database_url: String,
     /// How long start-up waits for the database before giving up, in seconds. Default: 10.
     pub database_connect_timeout_secs: u64,
     /// Redis for shared rate limits across nodes; empty keeps limits in process. Default: empty.
+    /// A printed configuration shows it without its password.
+    #[serde(serialize_with = "crate::error::serialize_redacted")]
     pub redis_url: String,
     /// Prefix for every Redis key this service writes, so several deployments (or tests) can
     /// share one Redis. Default: `cp:`.

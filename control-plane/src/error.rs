@@ -31,16 +31,49 @@ pub enum Error {
     },
 }
 
-/// Removes a password from a connection URL before it reaches a log or an error message.
+/// Removes a password from a connection URL before it reaches a log, an error message or a
+/// printed configuration. The host starts after the *last* `@`: a password may itself hold
+/// one, and splitting at the first would print the rest of it as the "host".
 pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or("");
             format!("{scheme}://{user}:***@{host}")
         }
         None => url.to_owned(),
+    }
+}
+
+/// Serializes a connection URL with its password removed (`--print-config`).
+pub(crate) fn serialize_redacted<S: serde::Serializer>(
+    url: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_password_holding_an_at_sign_is_removed_whole() {
+        let url = "postgres://app:p@ss:w@rd@db.internal:5432/companion";
+        let shown = redact_url(url);
+        assert_eq!(shown, "postgres://app:***@db.internal:5432/companion");
+        for part in ["p@ss", "ss:w", "w@rd", "rd@"] {
+            assert!(!shown.contains(part), "{shown}");
+        }
+        assert_eq!(
+            redact_url("redis://:secret@cache:6379"),
+            "redis://:***@cache:6379"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/x.sqlite"),
+            "sqlite://data/x.sqlite"
+        );
     }
 }
