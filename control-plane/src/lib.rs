@@ -13,6 +13,7 @@ mod config;
 mod db;
 mod error;
 mod health;
+mod mail;
 pub mod moderation;
 pub mod openapi;
 mod password;
@@ -22,12 +23,14 @@ pub mod tier;
 pub mod token;
 
 pub use api::error::ApiError;
-pub use config::{Argon2Config, Config, OAuthProvider, RateLimitRule, StripeConfig};
+pub use config::{Argon2Config, Config, EmailConfig, OAuthProvider, RateLimitRule, StripeConfig};
 pub use error::Error;
 
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::app::{App, Inner, unix_now};
 
@@ -53,12 +56,18 @@ impl ControlPlane {
             config.access_token_ttl_secs as i64,
         )
         .await?;
-        let hasher = password::Hasher::new(&config.argon2).map_err(|_| Error::Config {
+        let gate = password::Gate::new(
+            config.password_hash_concurrency,
+            std::time::Duration::from_millis(config.password_hash_queue_ms),
+        );
+        let hasher = password::Hasher::new(&config.argon2, gate).map_err(|_| Error::Config {
             key: "argon2",
             expected: "valid argon2 parameters",
         })?;
+        // Random, so no one can know a password that matches it (it once was a constant, and
+        // passwordless accounts were checked against it).
         let dummy_hash = hasher
-            .hash("not a real password".to_owned())
+            .hash(URL_SAFE_NO_PAD.encode(db::random_bytes::<24>()))
             .await
             .map_err(|_| Error::Config {
                 key: "argon2",
@@ -77,6 +86,7 @@ impl ControlPlane {
                 key: "llm_url",
                 expected: "an HTTP client could be built",
             })?;
+        let config_outbox = config.email.outbox_dir.clone();
         let app = Arc::new(Inner {
             config,
             db,
@@ -86,6 +96,7 @@ impl ControlPlane {
             http,
             verifier: RwLock::new(None),
             dummy_hash,
+            mailer: Box::new(mail::Outbox::new(&config_outbox)),
         });
         Ok(Self { app })
     }
