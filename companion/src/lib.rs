@@ -38,7 +38,15 @@ pub async fn run(
         share_service_token(&mut config);
     }
     if mode.runs_control_plane() {
-        let node = control_plane::ControlPlane::start(config.control_plane.clone())
+        let mut cp_config = config.control_plane.clone();
+        // Links in verification mail point where clients are sent, unless set on their own.
+        let default_link_base = control_plane::EmailConfig::default().link_base_url;
+        if cp_config.email.link_base_url == default_link_base
+            && !config.server.public_url.is_empty()
+        {
+            cp_config.email.link_base_url = config.server.public_url.clone();
+        }
+        let node = control_plane::ControlPlane::start(cp_config)
             .await
             .context("starting the control plane")?;
         app = app.merge(node.router());

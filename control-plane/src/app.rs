@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     /// A hash checked when an e-mail address is unknown, so a failed login takes as long
     /// whether or not the account exists.
     pub(crate) dummy_hash: String,
+    /// Sends verification mail (by default into `email.outbox_dir`).
+    pub(crate) mailer: Box<dyn crate::mail::Mailer>,
 }
 
 impl std::fmt::Debug for Inner {

@@ -71,6 +71,51 @@ pub struct Config {
     pub oauth_providers: Vec<OAuthProvider>,
     /// The moderation hook user chat messages pass (blocked terms, link cap).
     pub moderation: crate::moderation::ModerationConfig,
+    /// Password hashes (argon2, ~19 MiB each) computed at once; more wait in a queue. `0` means
+    /// the number of CPU cores. Default: 0.
+    pub password_hash_concurrency: u32,
+    /// Longest wait in that queue, in milliseconds; a request that would wait longer is answered
+    /// 503 `busy` with `Retry-After`. Default: 1,000.
+    pub password_hash_queue_ms: u64,
+    /// How long after a refresh the token it replaced may be presented once more (two tabs
+    /// refreshing one session at once) and still get a new pair of the same session instead of
+    /// ending it. `0` turns the grace off. Default: 10.
+    pub refresh_reuse_grace_secs: u64,
+    /// Absolute lifetime of a session (refresh-token family) from its sign-in, in seconds;
+    /// after it refresh answers 401 `session_expired`. Default: 2,592,000 (30 days).
+    pub session_max_age_secs: u64,
+    /// An account without a password may set one only within this many seconds of signing in
+    /// (a fresh sign-in proves it is the owner, not someone holding a stolen token). Default: 300.
+    pub reauth_window_secs: u64,
+    /// E-mail ownership verification (sign-up sends a link).
+    pub email: EmailConfig,
+}
+
+/// Verification mail: how links are made and where mail goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Folder the embedded mailer writes each outgoing mail to, one `.eml` file per mail (for
+    /// development, or a relay that picks them up). Default: `./data/outbox`.
+    pub outbox_dir: String,
+    /// Public base URL of this service, used to build the links in mails
+    /// (`{link_base_url}/api/auth/verify-email?token=...`). Default: `http://127.0.0.1:8080`.
+    pub link_base_url: String,
+    /// Lifetime of a verification link, in seconds. Default: 86,400 (one day).
+    pub verification_ttl_secs: u64,
+    /// Shortest time between two verification mails to one account, in seconds. Default: 60.
+    pub resend_interval_secs: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            outbox_dir: "./data/outbox".to_owned(),
+            link_base_url: "http://127.0.0.1:8080".to_owned(),
+            verification_ttl_secs: 24 * 3600,
+            resend_interval_secs: 60,
+        }
+    }
 }
 
 /// One OAuth2 / OpenID Connect sign-in provider. `google` and `discord` fill in their endpoints
@@ -219,6 +264,12 @@ impl Default for Config {
             stripe: StripeConfig::default(),
             oauth_providers: Vec::new(),
             moderation: crate::moderation::ModerationConfig::default(),
+            password_hash_concurrency: 0,
+            password_hash_queue_ms: 1_000,
+            refresh_reuse_grace_secs: 10,
+            session_max_age_secs: 30 * 24 * 3600,
+            reauth_window_secs: 300,
+            email: EmailConfig::default(),
         }
     }
 }
@@ -334,6 +385,35 @@ impl Config {
         }
         if !(self.llm_url.is_empty() || self.llm_url.starts_with("http")) {
             return Err(("llm_url", "empty, or an http:// or https:// URL"));
+        }
+        if self.password_hash_concurrency > 1024 {
+            return Err(("password_hash_concurrency", "0 (CPU cores) to 1024"));
+        }
+        if self.password_hash_queue_ms == 0 || self.password_hash_queue_ms > 60_000 {
+            return Err(("password_hash_queue_ms", "milliseconds between 1 and 60000"));
+        }
+        if self.refresh_reuse_grace_secs > 300 {
+            return Err(("refresh_reuse_grace_secs", "seconds between 0 and 300"));
+        }
+        if self.session_max_age_secs < self.access_token_ttl_secs {
+            return Err((
+                "session_max_age_secs",
+                "seconds, at least access_token_ttl_secs",
+            ));
+        }
+        if self.reauth_window_secs == 0 || self.reauth_window_secs > 3600 {
+            return Err(("reauth_window_secs", "seconds between 1 and 3600"));
+        }
+        if self.email.outbox_dir.trim().is_empty() {
+            return Err(("email.outbox_dir", "a folder path"));
+        }
+        if !(self.email.link_base_url.starts_with("http://")
+            || self.email.link_base_url.starts_with("https://"))
+        {
+            return Err(("email.link_base_url", "an http:// or https:// URL"));
+        }
+        if self.email.verification_ttl_secs < 60 {
+            return Err(("email.verification_ttl_secs", "seconds, at least 60"));
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ mod config;
 mod db;
 mod error;
 mod health;
+mod mail;
 pub mod moderation;
 pub mod openapi;
 mod password;
@@ -23,12 +24,14 @@ pub mod token;
 
 pub use api::data_plane::{SERVICE_TOKEN_HEADER, new_service_token};
 pub use api::error::ApiError;
-pub use config::{Argon2Config, Config, OAuthProvider, RateLimitRule, StripeConfig};
+pub use config::{Argon2Config, Config, EmailConfig, OAuthProvider, RateLimitRule, StripeConfig};
 pub use error::Error;
 
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::app::{App, Inner, unix_now};
 
@@ -54,12 +57,18 @@ impl ControlPlane {
         };
         let cipher = token::KeyCipher::new(&config.signing_key_secret)?;
         let keys = token::KeyRing::load(&db, unix_now(), policy, cipher).await?;
-        let hasher = password::Hasher::new(&config.argon2).map_err(|_| Error::Config {
+        let gate = password::Gate::new(
+            config.password_hash_concurrency,
+            std::time::Duration::from_millis(config.password_hash_queue_ms),
+        );
+        let hasher = password::Hasher::new(&config.argon2, gate).map_err(|_| Error::Config {
             key: "argon2",
             expected: "valid argon2 parameters",
         })?;
+        // Random, so no one can know a password that matches it (it once was a constant, and
+        // passwordless accounts were checked against it).
         let dummy_hash = hasher
-            .hash("not a real password".to_owned())
+            .hash(URL_SAFE_NO_PAD.encode(db::random_bytes::<24>()))
             .await
             .map_err(|_| Error::Config {
                 key: "argon2",
@@ -79,6 +88,7 @@ impl ControlPlane {
                 expected: "an HTTP client could be built",
             })?;
         let service_tokens = api::data_plane::ServiceTokens::new(&config.service_tokens);
+        let config_outbox = config.email.outbox_dir.clone();
         let app = Arc::new(Inner {
             config,
             db,
@@ -89,6 +99,7 @@ impl ControlPlane {
             service_tokens,
             verifier: RwLock::new(None),
             dummy_hash,
+            mailer: Box::new(mail::Outbox::new(&config_outbox)),
         });
         tokio::spawn(keep_keys_current(Arc::downgrade(&app)));
         Ok(Self { app })

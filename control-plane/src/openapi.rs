@@ -11,7 +11,8 @@ use crate::api;
     info(title = "Companion control plane", description = "Accounts, tokens, quotas, conversations."),
     paths(
         api::auth::signup, api::auth::login, api::auth::refresh, api::auth::logout,
-        api::auth::change_password, api::oauth::start, api::oauth::callback, api::keys::jwks, api::usage::me, api::usage::usage,
+        api::auth::change_password, api::auth::verify_email_page, api::auth::verify_email,
+        api::auth::resend_verification, api::oauth::start, api::oauth::callback, api::keys::jwks, api::usage::me, api::usage::usage,
         api::quota::reserve, api::quota::settle,
         api::conversations::list, api::conversations::create,
         api::conversations::list_messages, api::conversations::post_message,

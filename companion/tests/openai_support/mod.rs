@@ -88,6 +88,8 @@ impl Stack {
             "sqlite://{}?mode=rwc",
             dir.join("control-plane.sqlite").display()
         );
+        // Verification mail from sign-ups goes to the scratch folder, not the crate's ./data.
+        cp.control_plane.email.outbox_dir = dir.join("outbox").display().to_string();
         if let Some(limit) = options.quota_requests_per_hour {
             cp.control_plane.rate_limits.insert(
                 0,

@@ -80,6 +80,22 @@ impl ApiError {
     }
 }
 
+impl From<crate::password::HashError> for ApiError {
+    fn from(err: crate::password::HashError) -> Self {
+        match err {
+            crate::password::HashError::Busy => Self {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "too many sign-ins at once; retry in a moment",
+                )
+            },
+            crate::password::HashError::Failed(e) => Self::internal("password hashing", e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         Self::internal("database", err)

@@ -29,6 +29,14 @@ pub(crate) fn router(app: App) -> Router {
         .route("/api/auth/refresh", post(auth::refresh))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/password", post(auth::change_password))
+        .route(
+            "/api/auth/verify-email",
+            get(auth::verify_email_page).post(auth::verify_email),
+        )
+        .route(
+            "/api/auth/verify-email/resend",
+            post(auth::resend_verification),
+        )
         .route("/api/auth/oauth/{provider}/start", get(oauth::start))
         .route("/api/auth/oauth/{provider}/callback", get(oauth::callback))
         .route("/.well-known/jwks.json", get(keys::jwks))

@@ -32,6 +32,9 @@ pub(crate) struct Me {
     consent_voice_data: bool,
     created_at: i64,
     limits: TierLimits,
+    /// Whether the holder proved they own `email` (the link mailed at sign-up, or a provider
+    /// that confirmed it). Until then no provider sign-in is linked to this account.
+    email_verified: bool,
 }
 
 /// The signed-in account.
@@ -53,6 +56,7 @@ pub(crate) async fn me(State(app): State<App>, caller: Caller) -> Result<Json<Me
         consent_voice_data: p.consent_voice_data,
         created_at: p.created_at,
         limits: tier.limits(),
+        email_verified: p.email_verified_at.is_some(),
     }))
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod profiles;
 pub(crate) mod sessions;
 pub(crate) mod turns;
 pub(crate) mod usage;
+pub(crate) mod verifications;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;

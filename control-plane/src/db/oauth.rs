@@ -10,6 +10,8 @@ pub(crate) struct PendingSignIn {
     pub(crate) code_verifier: String,
     pub(crate) birth_year: Option<i64>,
     pub(crate) consent_terms: bool,
+    /// SHA-256 (hex) of the nonce in the cookie `/start` gave the browser.
+    pub(crate) browser_nonce_hash: String,
 }
 
 pub(crate) async fn save_state(
@@ -23,7 +25,7 @@ pub(crate) async fn save_state(
     let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO oauth_states (state, provider, code_verifier, birth_year, consent_terms, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         created_at, expires_at, browser_nonce_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(state)
     .bind(provider)
@@ -32,6 +34,7 @@ pub(crate) async fn save_state(
     .bind(i64::from(pending.consent_terms))
     .bind(now)
     .bind(now + ttl)
+    .bind(&pending.browser_nonce_hash)
     .execute(&mut *tx)
     .await?;
     tx.commit().await
@@ -47,7 +50,8 @@ pub(crate) async fn take_state(
 ) -> Result<Option<PendingSignIn>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let row = sqlx::query(
-        "SELECT code_verifier, birth_year, consent_terms, expires_at FROM oauth_states \
+        "SELECT code_verifier, birth_year, consent_terms, expires_at, browser_nonce_hash \
+         FROM oauth_states \
          WHERE state = $1 AND provider = $2",
     )
     .bind(state)
@@ -71,6 +75,7 @@ pub(crate) async fn take_state(
         code_verifier: row.get("code_verifier"),
         birth_year: row.get("birth_year"),
         consent_terms: row.get::<i64, _>("consent_terms") != 0,
+        browser_nonce_hash: row.get("browser_nonce_hash"),
     }))
 }
 

@@ -18,6 +18,8 @@ pub(crate) struct Profile {
     pub(crate) consent_marketing: bool,
     pub(crate) consent_voice_data: bool,
     pub(crate) created_at: i64,
+    /// When the address was proven to be the holder's; `None` = unverified.
+    pub(crate) email_verified_at: Option<i64>,
 }
 
 /// A new account.
@@ -31,10 +33,12 @@ pub(crate) struct NewProfile<'a> {
     pub(crate) consent_terms: bool,
     pub(crate) consent_marketing: bool,
     pub(crate) consent_voice_data: bool,
+    /// Set when the address is already proven (a provider confirmed it).
+    pub(crate) email_verified_at: Option<i64>,
 }
 
 const COLUMNS: &str = "id, email, password_hash, display_name, tier, birth_year, consent_terms, \
-                       consent_marketing, consent_voice_data, created_at";
+                       consent_marketing, consent_voice_data, created_at, email_verified_at";
 
 fn from_row(row: &AnyRow) -> Profile {
     Profile {
@@ -48,6 +52,7 @@ fn from_row(row: &AnyRow) -> Profile {
         consent_marketing: row.get::<i64, _>("consent_marketing") != 0,
         consent_voice_data: row.get::<i64, _>("consent_voice_data") != 0,
         created_at: row.get("created_at"),
+        email_verified_at: row.get("email_verified_at"),
     }
 }
 
@@ -59,8 +64,9 @@ pub(crate) async fn insert(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO profiles (id, email, password_hash, display_name, tier, birth_year, \
-         consent_terms, consent_marketing, consent_voice_data, created_at, password_changed_at) \
-         VALUES ($1, $2, $3, $4, 'free', $5, $6, $7, $8, $9, $9) ON CONFLICT (email) DO NOTHING",
+         consent_terms, consent_marketing, consent_voice_data, created_at, password_changed_at, \
+         email_verified_at) VALUES ($1, $2, $3, $4, 'free', $5, $6, $7, $8, $9, $9, $10) \
+         ON CONFLICT (email) DO NOTHING",
     )
     .bind(p.id)
     .bind(p.email)
@@ -71,6 +77,27 @@ pub(crate) async fn insert(
     .bind(i64::from(p.consent_marketing))
     .bind(i64::from(p.consent_voice_data))
     .bind(now)
+    .bind(p.email_verified_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks `email` verified for account `id`, only if that is still the account's address.
+/// Returns whether it is (now) verified.
+pub(crate) async fn mark_email_verified(
+    conn: &mut AnyConnection,
+    id: &str,
+    email: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE profiles SET email_verified_at = COALESCE(email_verified_at, $1) \
+         WHERE id = $2 AND email = $3",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(email)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -16,6 +16,19 @@ pub(crate) enum RefreshRefused {
     Invalid,
     /// Already used once: the family has now been revoked.
     Reused,
+    /// The session is older than its absolute lifetime: sign in again.
+    Expired,
+}
+
+/// How refresh treats tokens, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefreshPolicy {
+    /// Lifetime of each refresh token, in seconds (the idle limit).
+    pub(crate) ttl: i64,
+    /// Seconds after its use during which a token may be presented again for a sibling pair.
+    pub(crate) grace: i64,
+    /// Absolute lifetime of a family from its sign-in, in seconds.
+    pub(crate) max_age: i64,
 }
 
 /// A freshly issued refresh token (the raw value is only ever shown to the client).
@@ -36,7 +49,7 @@ async fn insert(
     family_id: &str,
     family_started_us: i64,
     now: i64,
-    ttl: i64,
+    expires_at: i64,
 ) -> Result<String, sqlx::Error> {
     let raw = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
     sqlx::query(
@@ -48,7 +61,7 @@ async fn insert(
     .bind(profile_id)
     .bind(family_started_us)
     .bind(now)
-    .bind(now + ttl)
+    .bind(expires_at)
     .execute(conn)
     .await?;
     Ok(raw)
@@ -90,7 +103,7 @@ pub(crate) async fn start(
         );
     }
     let family_id = new_id();
-    let raw = insert(conn, profile_id, &family_id, started_us, now, ttl).await?;
+    let raw = insert(conn, profile_id, &family_id, started_us, now, now + ttl).await?;
     Ok(Issued {
         raw,
         family_id,
@@ -105,11 +118,17 @@ fn unix_now_us() -> i64 {
 }
 
 /// Exchanges `raw` for its successor.
+///
+/// A token is used once. Presenting it again normally means it was copied, and ends the whole
+/// family; but two tabs of one session refreshing at the same moment present the same token
+/// too. So within `policy.grace` seconds of its use, and only while its successor is itself
+/// still unused (it is the immediately previous token), a used token gets a further pair of
+/// the same family instead. Past the family's absolute lifetime nothing is issued.
 pub(crate) async fn rotate(
     db: &Db,
     raw: &str,
     now: i64,
-    ttl: i64,
+    policy: RefreshPolicy,
 ) -> Result<Result<Issued, RefreshRefused>, sqlx::Error> {
     let token_hash = hash(raw);
     let mut tx = db.begin().await?;
@@ -123,7 +142,7 @@ pub(crate) async fn rotate(
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query(
-        "SELECT family_id, profile_id, family_started_us, used_at, revoked_at \
+        "SELECT family_id, profile_id, family_started_us, used_at, revoked_at, replaced_by \
          FROM refresh_tokens WHERE token_hash = $1",
     )
     .bind(&token_hash)
@@ -134,9 +153,38 @@ pub(crate) async fn rotate(
     };
     let family_id: String = row.get("family_id");
     let profile_id: String = row.get("profile_id");
+    let started_us: i64 = row.get("family_started_us");
+    let family_ends = started_us / 1_000_000 + policy.max_age;
+    let used_at = row.get::<Option<i64>, _>("used_at");
+    let revoked = row.get::<Option<i64>, _>("revoked_at").is_some();
+    if revoked {
+        return Ok(Err(if used_at.is_some() {
+            RefreshRefused::Reused
+        } else {
+            RefreshRefused::Invalid
+        }));
+    }
+    if family_ends <= now && (claimed.rows_affected() == 1 || used_at.is_some()) {
+        revoke_family(&mut tx, &family_id, now).await?;
+        tx.commit().await?;
+        return Ok(Err(RefreshRefused::Expired));
+    }
+    let expires_at = (now + policy.ttl).min(family_ends);
     if claimed.rows_affected() == 1 {
-        let started: i64 = row.get("family_started_us");
-        let raw = insert(&mut tx, &profile_id, &family_id, started, now, ttl).await?;
+        let raw = insert(
+            &mut tx,
+            &profile_id,
+            &family_id,
+            started_us,
+            now,
+            expires_at,
+        )
+        .await?;
+        sqlx::query("UPDATE refresh_tokens SET replaced_by = $1 WHERE token_hash = $2")
+            .bind(hash(&raw))
+            .bind(&token_hash)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         return Ok(Ok(Issued {
             raw,
@@ -144,23 +192,54 @@ pub(crate) async fn rotate(
             profile_id,
         }));
     }
-    let used = row.get::<Option<i64>, _>("used_at").is_some();
-    let revoked = row.get::<Option<i64>, _>("revoked_at").is_some();
-    if used && !revoked {
-        revoke_family(&mut tx, &family_id, now).await?;
-        tx.commit().await?;
-        tracing::warn!(
-            profile_id,
-            family_id,
-            "refresh token reused: session revoked"
-        );
-        return Ok(Err(RefreshRefused::Reused));
+    let Some(used_at) = used_at else {
+        // Neither used nor revoked, yet not claimable: expired.
+        return Ok(Err(RefreshRefused::Invalid));
+    };
+    if policy.grace > 0 && now <= used_at + policy.grace {
+        let successor: Option<String> = row.get("replaced_by");
+        let successor_unused = match successor {
+            Some(successor) => sqlx::query(
+                "SELECT 1 AS fresh FROM refresh_tokens WHERE token_hash = $1 \
+                 AND used_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(successor)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some(),
+            None => false,
+        };
+        if successor_unused {
+            let raw = insert(
+                &mut tx,
+                &profile_id,
+                &family_id,
+                started_us,
+                now,
+                expires_at,
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(
+                profile_id,
+                family_id,
+                "refresh token presented again within the grace: sibling pair issued"
+            );
+            return Ok(Ok(Issued {
+                raw,
+                family_id,
+                profile_id,
+            }));
+        }
     }
-    Ok(Err(if used {
-        RefreshRefused::Reused
-    } else {
-        RefreshRefused::Invalid
-    }))
+    revoke_family(&mut tx, &family_id, now).await?;
+    tx.commit().await?;
+    tracing::warn!(
+        profile_id,
+        family_id,
+        "refresh token reused: session revoked"
+    );
+    Ok(Err(RefreshRefused::Reused))
 }
 
 /// Looks up the family a refresh token belongs to (for logout).
@@ -213,4 +292,17 @@ pub(crate) async fn is_live(db: &Db, family_id: &str, now: i64) -> Result<bool, 
     .fetch_optional(&db.pool)
     .await?;
     Ok(row.is_some())
+}
+
+/// When the session `family_id` was signed into, in unix seconds.
+pub(crate) async fn started_at(db: &Db, family_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT MIN(family_started_us) AS started FROM refresh_tokens WHERE family_id = $1",
+    )
+    .bind(family_id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(row
+        .try_get::<Option<i64>, _>("started")?
+        .map(|us| us / 1_000_000))
 }

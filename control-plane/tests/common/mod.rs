@@ -6,7 +6,7 @@ pub mod mock_idp;
 
 use std::net::SocketAddr;
 
-use control_plane::{Argon2Config, Config, ControlPlane, RateLimitRule};
+use control_plane::{Argon2Config, Config, ControlPlane, EmailConfig, RateLimitRule};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -161,6 +161,15 @@ impl Storage {
                 window_secs: 900,
             }],
             service_tokens: vec![protocol::Secret::new(SERVICE_TOKEN)],
+            // Verification mail of every test lands here, not in the crate's ./data/outbox;
+            // tests that read mail give each server its own folder (`outbox_dir`).
+            email: EmailConfig {
+                outbox_dir: std::env::temp_dir()
+                    .join("cp_test_outbox")
+                    .display()
+                    .to_string(),
+                ..EmailConfig::default()
+            },
             ..Config::default()
         }
     }
@@ -302,4 +311,47 @@ pub fn error_code(body: &Value) -> String {
         "{body}"
     );
     code.to_owned()
+}
+
+/// A fresh, empty folder for one server's verification mail.
+pub fn outbox_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique("cp_outbox"));
+    std::fs::create_dir_all(&dir).expect("outbox folder");
+    dir
+}
+
+/// The verification tokens mailed to `email` in `outbox`, oldest first (the `token` parameter
+/// of each link).
+pub fn mailed_tokens(outbox: &std::path::Path, email: &str) -> Vec<String> {
+    let mut mails: Vec<_> = std::fs::read_dir(outbox)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    mails.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+    mails.sort();
+    mails
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter(|text| text.lines().any(|l| l == format!("To: {email}")))
+        .filter_map(|text| {
+            let start = text.find("verify-email?token=")? + "verify-email?token=".len();
+            let token: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            Some(token)
+        })
+        .collect()
+}
+
+/// Runs one SQL statement against the server's database (to age a session in a test).
+pub async fn execute_sql(storage: &Storage, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&storage.database_url)
+        .await
+        .expect("test database");
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&pool)
+        .await
+        .expect("test SQL");
+    pool.close().await;
 }
