@@ -284,3 +284,16 @@ both_engines!(
     refresh_budget,
     refreshing_tokens_never_spends_the_sign_in_budget
 );
+
+#[tokio::test]
+async fn a_malformed_trusted_proxy_stops_start_up_naming_the_key() {
+    let config = Config {
+        trusted_proxies: vec!["10.0.0.0/8".to_owned(), "10.0.0.0/40".to_owned()],
+        ..Config::default()
+    };
+    let err = control_plane::ControlPlane::start(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("trusted_proxies"), "{err}");
+}
