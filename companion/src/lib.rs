@@ -102,7 +102,27 @@ pub async fn run(
         checks.gateway = Some(node.clone());
         gateway = Some(node);
     }
-    let app = app.merge(health::router(checks));
+    checks.ops_token = config.server.ops_token.clone();
+    let checks = Arc::new(checks);
+    let metrics_listen = config.server.metrics_listen;
+    let app = app.merge(health::router(checks.clone(), metrics_listen.is_none()));
+    // `/metrics` on its own listener when asked; the task stops when `run` returns.
+    let mut _metrics_server = None;
+    if let Some(addr) = metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding server.metrics_listen = {addr}"))?;
+        let bound = listener
+            .local_addr()
+            .context("reading the metrics address")?;
+        tracing::info!(%bound, "serving /metrics");
+        let router = health::metrics_router(checks.clone());
+        _metrics_server = Some(AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        })));
+    }
 
     let url = match config.server.public_url.as_str() {
         "" => format!("http://{bound}/"),

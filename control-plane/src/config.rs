@@ -56,8 +56,8 @@ pub struct Config {
     /// Largest request body accepted, in bytes; larger bodies get 413. Default: 65,536.
     pub max_body_bytes: usize,
     /// Per-endpoint rate limits, matched by path prefix (first match wins). Default: `/api/chat`
-    /// 100/hour, `/api/voice` 50/hour, `/api/auth` 10 per 15 minutes, `/api/subscription`
-    /// 20/hour.
+    /// 100/hour, `/api/voice` 50/hour, `/api/auth/refresh` 60 per 15 minutes (`refresh`),
+    /// `/api/auth` 10 per 15 minutes, `/api/subscription` 20/hour.
     pub rate_limits: Vec<RateLimitRule>,
     /// Also limit every signed-in `/api/` request to the tier's hourly allowance (free 1,000,
     /// plus 5,000, pro 50,000). Default: true.
@@ -89,6 +89,34 @@ pub struct Config {
     pub reauth_window_secs: u64,
     /// E-mail ownership verification (sign-up sends a link).
     pub email: EmailConfig,
+    /// How long connecting to Redis (TCP, TLS, `AUTH`) may take, at start-up and on each
+    /// reconnect, in milliseconds. Default: 2,000.
+    pub redis_connect_timeout_ms: u64,
+    /// How long one Redis command may take before it fails, in milliseconds. Default: 500.
+    pub redis_command_timeout_ms: u64,
+    /// Longest pause between reconnect attempts after Redis goes away, in milliseconds; the
+    /// client retries forever, from 100 ms doubling up to this. Default: 5,000.
+    pub redis_reconnect_max_delay_ms: u64,
+    /// Overall deadline for the rate-limit checks of one request, in milliseconds. A check that
+    /// misses it is treated as a Redis failure (see `rate_limit_fail_closed`), so a slow or
+    /// restarting Redis delays requests by at most this much. Default: 250.
+    pub rate_limit_deadline_ms: u64,
+    /// Names of the rules that fail closed when Redis cannot answer: they keep being enforced
+    /// per node by an in-process window until Redis is back. Every other rule fails open
+    /// (admits) meanwhile. Default: `["auth", "refresh", "login_email"]`.
+    pub rate_limit_fail_closed: Vec<String>,
+    /// How often in-process windows drop callers whose counts have expired, in seconds (each
+    /// rule by its own window). Default: 60.
+    pub rate_limit_sweep_secs: u64,
+    /// Addresses or CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`) of reverse proxies whose
+    /// `X-Forwarded-For` is believed; the client is the right-most address in it that is not a
+    /// trusted proxy. Empty never reads the header. Default: empty.
+    pub trusted_proxies: Vec<String>,
+    /// Sign-in attempts admitted per e-mail address (normalised) per `login_email_window_secs`,
+    /// from any number of addresses; 0 switches the per-account counter off. Default: 20.
+    pub login_email_limit: u64,
+    /// Window of `login_email_limit`, in seconds. Default: 3,600.
+    pub login_email_window_secs: u64,
 }
 
 /// Verification mail: how links are made and where mail goes.
@@ -270,6 +298,17 @@ impl Default for Config {
             session_max_age_secs: 30 * 24 * 3600,
             reauth_window_secs: 300,
             email: EmailConfig::default(),
+            redis_connect_timeout_ms: 2_000,
+            redis_command_timeout_ms: 500,
+            redis_reconnect_max_delay_ms: 5_000,
+            rate_limit_deadline_ms: 250,
+            rate_limit_fail_closed: ["auth", "refresh", "login_email"]
+                .map(str::to_owned)
+                .to_vec(),
+            rate_limit_sweep_secs: 60,
+            trusted_proxies: Vec::new(),
+            login_email_limit: 20,
+            login_email_window_secs: 3600,
         }
     }
 }
@@ -288,6 +327,8 @@ pub(crate) fn default_rate_limits() -> Vec<RateLimitRule> {
     vec![
         rule("chat", "/api/chat", 100, 3600),
         rule("voice", "/api/voice", 50, 3600),
+        // Before `auth`: refreshing must never spend the sign-in budget.
+        rule("refresh", "/api/auth/refresh", 60, 900),
         rule("auth", "/api/auth", 10, 900),
         rule("subscription", "/api/subscription", 20, 3600),
     ]
@@ -414,6 +455,34 @@ impl Config {
         }
         if self.email.verification_ttl_secs < 60 {
             return Err(("email.verification_ttl_secs", "seconds, at least 60"));
+        }
+        let ms = |v: u64| (1..=60_000).contains(&v);
+        if !ms(self.redis_connect_timeout_ms) {
+            return Err(("redis_connect_timeout_ms", "milliseconds from 1 to 60000"));
+        }
+        if !ms(self.redis_command_timeout_ms) {
+            return Err(("redis_command_timeout_ms", "milliseconds from 1 to 60000"));
+        }
+        if !(100..=300_000).contains(&self.redis_reconnect_max_delay_ms) {
+            return Err((
+                "redis_reconnect_max_delay_ms",
+                "milliseconds from 100 to 300000",
+            ));
+        }
+        if !ms(self.rate_limit_deadline_ms) {
+            return Err(("rate_limit_deadline_ms", "milliseconds from 1 to 60000"));
+        }
+        if !(1..=3600).contains(&self.rate_limit_sweep_secs) {
+            return Err(("rate_limit_sweep_secs", "seconds from 1 to 3600"));
+        }
+        if crate::ratelimit::TrustedProxies::parse(&self.trusted_proxies).is_err() {
+            return Err((
+                "trusted_proxies",
+                "IP addresses or CIDR blocks such as 10.0.0.0/8 or fd00::/8",
+            ));
+        }
+        if self.login_email_window_secs == 0 {
+            return Err(("login_email_window_secs", "a positive number of seconds"));
         }
         Ok(())
     }

@@ -26,6 +26,7 @@ pub use api::data_plane::{SERVICE_TOKEN_HEADER, new_service_token};
 pub use api::error::ApiError;
 pub use config::{Argon2Config, Config, EmailConfig, OAuthProvider, RateLimitRule, StripeConfig};
 pub use error::Error;
+pub use health::CheckStatus;
 
 use std::sync::{Arc, RwLock};
 
@@ -74,12 +75,7 @@ impl ControlPlane {
                 key: "argon2",
                 expected: "valid argon2 parameters",
             })?;
-        let limiter = ratelimit::Limiter::new(
-            config.rate_limits.clone(),
-            &config.redis_url,
-            &config.redis_key_prefix,
-        )
-        .await?;
+        let limiter = ratelimit::Limiter::new(&config).await?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(3))
             .build()
@@ -115,9 +111,26 @@ impl ControlPlane {
     }
 
     /// Readiness checks for `/readyz`: one `(name, result)` per dependency (database, Redis,
-    /// providers, billing); an `Err` says what is wrong and makes the process not ready.
+    /// providers, billing); an `Err` says what is wrong and makes the process not ready. Redis
+    /// is never an `Err` here (the limiter carries on without it); [`ControlPlane::health`]
+    /// reports it as degraded.
     pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
+        health::readiness(&self.app)
+            .await
+            .into_iter()
+            .map(|(name, status)| (name, status.into_readiness()))
+            .collect()
+    }
+
+    /// The same checks as [`ControlPlane::readiness`], with dependencies the service can run
+    /// without (Redis) reported as [`CheckStatus::Degraded`] instead of failing.
+    pub async fn health(&self) -> Vec<(&'static str, CheckStatus)> {
         health::readiness(&self.app).await
+    }
+
+    /// Rate-limit checks Redis could not answer since start-up (fallbacks and fail-opens).
+    pub fn rate_limit_fallbacks(&self) -> ratelimit::FallbackCounts {
+        self.app.limiter.fallback_counts()
     }
 
     /// The configuration this control plane runs with.

@@ -6,8 +6,9 @@
 // RATE is iterations per second; one iteration signs in once, refreshes 5 times and lists
 // messages 20 times, so the request rate is 26 x RATE. Run it at increasing RATEs.
 // Rate limits apply: start the server with them off for a load run
-// (COMPANION__CONTROL_PLANE__RATE_LIMITS='[]' COMPANION__CONTROL_PLANE__TIER_API_LIMITS=false),
-// or sign-ins beyond 10 per 15 minutes per address get 429.
+// (COMPANION__CONTROL_PLANE__RATE_LIMITS='[]' COMPANION__CONTROL_PLANE__TIER_API_LIMITS=false
+// COMPANION__CONTROL_PLANE__LOGIN_EMAIL_LIMIT=0), or sign-ins beyond 10 per 15 minutes per
+// address, or 20 per hour per account, get 429.
 import http from 'k6/http';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';

@@ -81,6 +81,14 @@ pub struct ServerConfig {
     /// After SIGTERM or Ctrl-C, how long open connections may take to finish before the
     /// process exits anyway, in seconds. Default: 10.
     pub shutdown_grace_secs: u64,
+    /// A separate address to serve `/metrics` on (say, a private interface the scraper
+    /// reaches), taking it off the main listener; unset serves it on `listen`. Default: unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// A bearer token that lets a remote caller see why a `/readyz` check is not `ok` (callers
+    /// on loopback always see it; others see only each check's status). Empty: no token.
+    /// Default: empty.
+    pub ops_token: String,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +98,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: String::new(),
             shutdown_grace_secs: 10,
+            metrics_listen: None,
+            ops_token: String::new(),
         }
     }
 }
@@ -257,6 +267,19 @@ impl ServerConfig {
         }
         if self.shutdown_grace_secs > 3600 {
             return Err(("shutdown_grace_secs", "a number of seconds from 0 to 3600"));
+        }
+        if self
+            .metrics_listen
+            .is_some_and(|m| m == self.listen && m.port() != 0)
+        {
+            return Err((
+                "metrics_listen",
+                "unset, or an address other than server.listen",
+            ));
+        }
+        // Short tokens can be guessed; this one reveals internal error text.
+        if !self.ops_token.is_empty() && self.ops_token.len() < 16 {
+            return Err(("ops_token", "empty, or at least 16 characters"));
         }
         Ok(())
     }

@@ -205,3 +205,27 @@ fn every_key_is_documented() {
     }
     assert!(missing.is_empty(), "docs/config.md lacks {missing:?}");
 }
+
+#[test]
+fn metrics_listen_and_ops_token_are_read_and_checked() {
+    let config = Config::load(
+        None,
+        env(&[("COMPANION__SERVER__METRICS_LISTEN", "127.0.0.1:9100")]),
+    )
+    .expect("valid address");
+    assert_eq!(
+        config.server.metrics_listen,
+        Some(([127, 0, 0, 1], 9100).into())
+    );
+    let err = Config::load(None, env(&[("COMPANION__SERVER__OPS_TOKEN", "short")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.ops_token"), "{err}");
+    let err = Config::load(
+        None,
+        env(&[("COMPANION__SERVER__METRICS_LISTEN", "127.0.0.1:8080")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("server.metrics_listen"), "{err}");
+}

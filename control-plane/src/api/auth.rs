@@ -319,6 +319,8 @@ pub(crate) async fn login(
         )
     };
     let email = req.email.trim().to_lowercase();
+    // Per account as well as per address: many addresses must not multiply the guesses.
+    crate::ratelimit::login_email(&app, &email).await?;
     let profile = profiles::by_email(&app.db, &email).await?;
     let stored = profile.as_ref().and_then(|p| p.password_hash.clone());
     let known = stored.is_some();

@@ -14,6 +14,9 @@ use crate::app::App;
 use crate::config::RateLimitRule;
 use crate::tier::Tier;
 
+/// Name of the per-e-mail sign-in rule (in `RateLimit` headers and `rate_limit_fail_closed`).
+pub(crate) const LOGIN_EMAIL_RULE: &str = "login_email";
+
 pub(crate) async fn enforce(State(app): State<App>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let endpoint_rule = app.limiter.rule_for(path).cloned();
@@ -30,10 +33,18 @@ pub(crate) async fn enforce(State(app): State<App>, req: Request, next: Next) ->
         Some(t) => app.verify_token(&t).await.ok(),
         None => None,
     };
-    // Signed-in callers are limited per account, others per client address.
+    // Signed-in callers are limited per account, others per client address (as a trusted
+    // proxy reports it; IPv6 per /64).
     let who = match (&claims, addr) {
         (Some(c), _) => format!("u:{}", c.sub),
-        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, Some(peer)) => {
+            let forwarded = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            super::ip_key(app.limiter.proxies.client(peer, forwarded))
+        }
         (None, None) => "ip:unknown".to_owned(),
     };
     // Every signed-in API request also counts against the tier's hourly allowance.
@@ -50,40 +61,78 @@ pub(crate) async fn enforce(State(app): State<App>, req: Request, next: Next) ->
             }
         });
     let now_ms = crate::app::unix_now_ms();
+    // One deadline for all of this request's checks: a stalled Redis costs it at most this.
+    let deadline = tokio::time::Instant::now() + app.limiter.deadline();
     let mut checked = Vec::with_capacity(2);
     for rule in [endpoint_rule, tier_rule].into_iter().flatten() {
-        match app.limiter.check(&rule, &who, now_ms).await {
-            Ok(decision) => {
-                let refused = !decision.allowed;
-                checked.push((rule, decision));
-                if refused {
-                    break;
-                }
-            }
-            // Fail open: a Redis outage must not take sign-in down with it. Readiness reports it.
-            Err(err) => {
-                tracing::error!(error = %err, rule = rule.name, "rate-limit store unavailable");
+        // `None`: Redis did not answer and the rule fails open (counted and logged there).
+        if let Some(decision) = app
+            .limiter
+            .check(&rule, &who, now_ms, deadline)
+            .await
+            .decision()
+        {
+            let refused = !decision.allowed;
+            checked.push((rule, decision));
+            if refused {
+                break;
             }
         }
     }
     let refused = checked.iter().find(|(_, d)| !d.allowed);
     let mut response = match refused {
         None => next.run(req).await,
-        Some((rule, decision)) => {
-            let mut err = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "too many requests ({} policy): {} per {} s; retry in {} s",
-                    rule.name, rule.limit, rule.window_secs, decision.reset_secs
-                ),
-            );
-            err.retry_after = Some(decision.reset_secs);
-            err.into_response()
-        }
+        Some((rule, decision)) => refusal(rule, decision).into_response(),
     };
     add_headers(response.headers_mut(), &checked);
     response
+}
+
+fn refusal(rule: &RateLimitRule, decision: &Decision) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "too many requests ({} policy): {} per {} s; retry in {} s",
+            rule.name, rule.limit, rule.window_secs, decision.reset_secs
+        ),
+    );
+    err.retry_after = Some(decision.reset_secs);
+    err
+}
+
+/// Counts one sign-in attempt against `email` (already normalised), from wherever it comes, so
+/// one account cannot be guessed at from many addresses. The key is a hash, so e-mail addresses
+/// are never written to Redis.
+pub(crate) async fn login_email(app: &App, email: &str) -> Result<(), ApiError> {
+    if app.config.login_email_limit == 0 {
+        return Ok(());
+    }
+    let rule = RateLimitRule {
+        name: LOGIN_EMAIL_RULE.to_owned(),
+        prefix: "/api/auth/login".to_owned(),
+        limit: app.config.login_email_limit,
+        window_secs: app.config.login_email_window_secs,
+    };
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, email.as_bytes());
+    let who: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let deadline = tokio::time::Instant::now() + app.limiter.deadline();
+    let verdict = app
+        .limiter
+        .check(
+            &rule,
+            &format!("email:{who}"),
+            crate::app::unix_now_ms(),
+            deadline,
+        )
+        .await;
+    match verdict.decision() {
+        Some(d) if !d.allowed => Err(refusal(&rule, &d)),
+        _ => Ok(()),
+    }
 }
 
 fn add_headers(headers: &mut HeaderMap, checked: &[(RateLimitRule, Decision)]) {

@@ -1,7 +1,9 @@
 //! Window counts in Redis, checked and incremented by one Lua script so concurrent requests on
 //! any number of nodes never over-admit.
 
-use fred::prelude::{Builder, ClientLike, Config as RedisConfig};
+use std::time::Duration;
+
+use fred::prelude::{Builder, ClientLike, Config as RedisConfig, ReconnectPolicy};
 use fred::types::scripts::Script;
 
 use super::window::{Decision, SlidingWindow};
@@ -39,14 +41,40 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// How the client connects and how long it waits (`redis_*` keys of the configuration).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) command: Duration,
+    pub(crate) reconnect_max_delay: Duration,
+}
+
 impl RedisStore {
-    pub(crate) async fn connect(url: &str, prefix: &str) -> Result<Self, Error> {
+    pub(crate) async fn connect(
+        url: &str,
+        prefix: &str,
+        timeouts: Timeouts,
+    ) -> Result<Self, Error> {
         let fail = |reason: String| Error::Redis {
             url: redact_url(url),
             reason,
         };
         let config = RedisConfig::from_url(url).map_err(|e| fail(e.to_string()))?;
+        let max_delay = u32::try_from(timeouts.reconnect_max_delay.as_millis()).unwrap_or(u32::MAX);
+        // Retry forever (0 attempts = no cap), 100 ms doubling up to the configured pause: a Redis
+        // restart must end in a reconnect, whatever its length. Start-up still fails fast
+        // (`fail_fast`, the default) so a wrong URL is reported at once.
+        let policy = ReconnectPolicy::new_exponential(0, 100, max_delay.max(100), 2);
         let client = Builder::from_config(config)
+            .set_policy(policy)
+            .with_connection_config(|c| {
+                c.connection_timeout = timeouts.connect;
+                c.internal_command_timeout = timeouts.connect;
+                // A command in flight when the connection drops is not replayed: the limiter
+                // has already given up on it and answered from its fallback.
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| p.default_command_timeout = timeouts.command)
             .build()
             .map_err(|e| fail(e.to_string()))?;
         client.init().await.map_err(|e| fail(e.to_string()))?;
@@ -55,6 +83,17 @@ impl RedisStore {
             script: Script::from_lua(CHECK),
             prefix: prefix.to_owned(),
         })
+    }
+
+    /// Whether the client holds a live connection; while it does not, checks fail at once
+    /// instead of queueing behind the reconnect.
+    pub(crate) fn connected(&self) -> bool {
+        self.client.is_connected()
+    }
+
+    /// The client's connection state, for readiness (`connected`, `disconnected`, ...).
+    pub(crate) fn state(&self) -> String {
+        format!("{:?}", self.client.state()).to_lowercase()
     }
 
     pub(crate) async fn check(
