@@ -211,7 +211,7 @@ async fn current(
         .execute(&mut *tx)
         .await
         .map_err(fail)?;
-    let seen = newest(&mut *tx).await.map_err(fail)?;
+    let seen = newest(&mut tx).await.map_err(fail)?;
     if let Some(key) = seen
         && fresh(&key)
         && !force
