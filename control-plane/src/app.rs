@@ -3,11 +3,11 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::api::data_plane::ServiceTokens;
 use crate::config::Config;
 use crate::db::Db;
 use crate::password::Hasher;
 use crate::ratelimit::Limiter;
+use crate::service_token::ServiceTokens;
 use crate::token::{Claims, KeyRing, Verifier, VerifyError};
 
 /// Shortest time between two reloads of the published keys.
@@ -83,9 +83,4 @@ impl Inner {
     }
 }
 
-pub(crate) use crate::db::unix_now;
-
-pub(crate) fn unix_now_ms() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub(crate) use crate::clock::unix_now;

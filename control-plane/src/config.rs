@@ -475,7 +475,7 @@ impl Config {
         if !(1..=3600).contains(&self.rate_limit_sweep_secs) {
             return Err(("rate_limit_sweep_secs", "seconds from 1 to 3600"));
         }
-        if crate::ratelimit::TrustedProxies::parse(&self.trusted_proxies).is_err() {
+        if crate::ratelimit::client::TrustedProxies::parse(&self.trusted_proxies).is_err() {
             return Err((
                 "trusted_proxies",
                 "IP addresses or CIDR blocks such as 10.0.0.0/8 or fd00::/8",

@@ -9,6 +9,7 @@
 
 pub(crate) mod api;
 mod app;
+mod clock;
 mod config;
 mod db;
 mod error;
@@ -19,14 +20,16 @@ pub mod openapi;
 mod password;
 pub mod quota;
 pub mod ratelimit;
+mod service_token;
 pub mod tier;
 pub mod token;
 
-pub use api::data_plane::{SERVICE_TOKEN_HEADER, new_service_token};
+pub use api::data_plane::SERVICE_TOKEN_HEADER;
 pub use api::error::ApiError;
 pub use config::{Argon2Config, Config, EmailConfig, OAuthProvider, RateLimitRule, StripeConfig};
 pub use error::Error;
 pub use health::CheckStatus;
+pub use service_token::new_service_token;
 
 use std::sync::{Arc, RwLock};
 
@@ -83,7 +86,7 @@ impl ControlPlane {
                 key: "llm_url",
                 expected: "an HTTP client could be built",
             })?;
-        let service_tokens = api::data_plane::ServiceTokens::new(&config.service_tokens);
+        let service_tokens = service_token::ServiceTokens::new(&config.service_tokens);
         let config_outbox = config.email.outbox_dir.clone();
         let app = Arc::new(Inner {
             config,
@@ -107,7 +110,8 @@ impl ControlPlane {
     /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that callers who
     /// have not signed in are rate-limited per address.
     pub fn router(&self) -> Router {
-        api::router(self.app.clone())
+        // The document describes the API, so it sits beside it rather than inside it.
+        api::router(self.app.clone()).route("/openapi.json", axum::routing::get(openapi::serve))
     }
 
     /// Readiness checks for `/readyz`: one `(name, result)` per dependency (database, Redis,

@@ -52,7 +52,11 @@ impl Mailer for Outbox {
             tokio::fs::create_dir_all(&self.dir)
                 .await
                 .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
-            let name = format!("{}-{}.eml", crate::app::unix_now_ms(), crate::db::new_id());
+            let name = format!(
+                "{}-{}.eml",
+                crate::clock::unix_now_ms(),
+                crate::db::new_id()
+            );
             let text = format!(
                 "To: {}\r\nSubject: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
                 one_line(&mail.to),

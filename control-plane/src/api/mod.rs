@@ -71,7 +71,6 @@ pub(crate) fn router(app: App) -> Router {
                 .patch(companions::update)
                 .delete(companions::delete),
         )
-        .route("/openapi.json", get(crate::openapi::serve))
         // Not a router-wide fallback: the hosting binary merges this router with the gateway's.
         .route("/api/{*rest}", any(not_found))
         .layer(axum::middleware::from_fn_with_state(

@@ -206,9 +206,3 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     }
     out
 }
-
-/// Unix seconds now. Only the async shell reads the clock; cores take time as an argument.
-pub(crate) fn unix_now() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map(|d| d.as_secs() as i64).unwrap_or(0)
-}

@@ -151,7 +151,7 @@ impl MemoryStore {
                     return;
                 };
                 let store = Self { rules };
-                let dropped = store.sweep(crate::app::unix_now_ms());
+                let dropped = store.sweep(crate::clock::unix_now_ms());
                 tracing::debug!(dropped, held = store.len(), "rate-limit windows swept");
             }
         });

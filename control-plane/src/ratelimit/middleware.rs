@@ -60,7 +60,7 @@ pub(crate) async fn enforce(State(app): State<App>, req: Request, next: Next) ->
                 window_secs: 3600,
             }
         });
-    let now_ms = crate::app::unix_now_ms();
+    let now_ms = crate::clock::unix_now_ms();
     // One deadline for all of this request's checks: a stalled Redis costs it at most this.
     let deadline = tokio::time::Instant::now() + app.limiter.deadline();
     let mut checked = Vec::with_capacity(2);
@@ -125,7 +125,7 @@ pub(crate) async fn login_email(app: &App, email: &str) -> Result<(), ApiError> 
         .check(
             &rule,
             &format!("email:{who}"),
-            crate::app::unix_now_ms(),
+            crate::clock::unix_now_ms(),
             deadline,
         )
         .await;

@@ -10,7 +10,7 @@
 //! first one of an outage is logged; readiness reports Redis as degraded, never as failing,
 //! because one Redis outage would otherwise pull every node out of the load balancer.
 
-mod client;
+pub(crate) mod client;
 mod memory;
 mod middleware;
 mod redis;
