@@ -53,6 +53,8 @@ pub(crate) struct OpenAi {
     quota: QuotaClient,
     config: OpenAiConfig,
     models: Arc<Catalogue>,
+    /// Transcription uploads being decoded (`gateway.openai.transcription_workers`).
+    decoders: Arc<tokio::sync::Semaphore>,
 }
 
 impl OpenAi {
@@ -77,6 +79,7 @@ pub(crate) fn routes(gateway: Gateway) -> Router {
         quota: QuotaClient::new(&gateway.config().control_plane_url),
         config: config.clone(),
         models: Arc::new(Catalogue::new(gateway.providers(), unix_now())),
+        decoders: Arc::new(tokio::sync::Semaphore::new(config.transcription_workers)),
         gateway,
     };
     let json = Router::new()
