@@ -319,8 +319,10 @@ async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
     tracing::debug!(connection = %id, raw, remote = %session.remote_address(), "QUIC connection");
     shared.live.send_modify(|n| *n += 1);
     let keep_alive = Duration::from_secs(shared.config.keep_alive_secs);
+    let auth_timeout = Duration::from_secs(shared.config.auth_timeout_secs);
     let drain = shared.drain.subscribe();
-    connection::serve(session, id, shared.ctx.clone(), drain, keep_alive, raw).await;
+    let ctx = shared.ctx.clone();
+    connection::serve(session, id, ctx, drain, keep_alive, auth_timeout, raw).await;
     shared.live.send_modify(|n| *n -= 1);
 }
 
