@@ -1,9 +1,26 @@
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+pub use super::limits::CompletionLimits;
 
 /// The `[gateway.openai]` section: limits of the OpenAI-compatible endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpenAiConfig {
+    /// `/v1/chat/completions` limits per tier (`max_tokens`, `max_prompt_chars`); a tier not
+    /// listed gets `free`'s. A larger `max_tokens` is lowered to the cap (and an absent one
+    /// set to it); a longer prompt gets 400 `context_length_exceeded`. Default: free 1,024
+    /// tokens / 16,000 characters, plus 4,096 / 64,000, pro 8,192 / 128,000, dev 4,096 /
+    /// 64,000.
+    pub tiers: BTreeMap<String, CompletionLimits>,
+    /// Completions one caller may request per `chat_window_secs` on this node: the control
+    /// plane's `chat` rule (which limits chat over WebSocket and QUIC when they open a turn),
+    /// applied here because completions open no turn. Over it: 429 `rate_limit_exceeded` with
+    /// `Retry-After`. Default: `100`.
+    pub chat_requests_per_window: u32,
+    /// Window of `chat_requests_per_window`, in seconds. Default: `3600`.
+    pub chat_window_secs: u64,
     /// Largest JSON body of `/v1/chat/completions` and `/v1/audio/speech`, in bytes; larger
     /// bodies get 413. Default: `1048576` (1 MiB).
     pub max_json_bytes: usize,
@@ -26,6 +43,9 @@ pub struct OpenAiConfig {
 impl Default for OpenAiConfig {
     fn default() -> Self {
         Self {
+            tiers: super::limits::default_tiers(),
+            chat_requests_per_window: 100,
+            chat_window_secs: 3600,
             max_json_bytes: 1024 * 1024,
             max_audio_bytes: 25 * 1024 * 1024,
             max_speech_input_chars: 4096,
@@ -44,6 +64,22 @@ impl OpenAiConfig {
         }
         if !(1..=64).contains(&self.transcription_workers) {
             return Err(("openai.transcription_workers", "1 to 64"));
+        }
+        if self
+            .tiers
+            .values()
+            .any(|l| l.max_tokens == 0 || l.max_prompt_chars == 0)
+        {
+            return Err((
+                "openai.tiers",
+                "max_tokens and max_prompt_chars of at least 1 per tier",
+            ));
+        }
+        if self.chat_requests_per_window == 0 || self.chat_window_secs == 0 {
+            return Err((
+                "openai.chat_requests_per_window",
+                "at least 1 request per window of at least 1 second",
+            ));
         }
         Ok(())
     }
