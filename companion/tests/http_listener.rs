@@ -1,8 +1,9 @@
 //! The HTTP listener against abusive clients: a slowloris sending its request head byte by
 //! byte is cut at `server.header_read_timeout_secs`, a stalled upload at
 //! `server.idle_timeout_secs`, one address cannot hold more than
-//! `server.max_connections_per_ip` connections, and every response carries the security
-//! headers.
+//! `server.max_connections_per_ip` connections (WebSockets included), and every response
+//! carries the security headers. WebSocket upgrades and the peer address still work through
+//! the listener's own accept loop.
 
 use std::{
     net::SocketAddr,
@@ -237,4 +238,57 @@ async fn responses_say_nosniff_and_hsts_only_when_served_over_https() {
             "{path}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_upgrade_through_the_listener_and_count_against_the_per_ip_cap() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+
+    let (addr, _stop) = start(|c| {
+        c.server.mode = Mode::All;
+        c.gateway.dev_tokens = true;
+        c.gateway.quic.enabled = false;
+        c.server.max_connections_per_ip = 2;
+        c.server.max_connections_per_ip_exempt.clear();
+        c.media = media::RuntimePaths::from_env_or(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+        );
+    })
+    .await;
+    let connect = || async move {
+        let mut request = format!("ws://{addr}/v1/chat/ws")
+            .into_client_request()
+            .unwrap();
+        let headers = request.headers_mut();
+        headers.insert("sec-websocket-protocol", "companion.v1".parse().unwrap());
+        headers.insert("authorization", "Bearer dev:walter".parse().unwrap());
+        tokio_tungstenite::connect_async(request).await
+    };
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let (mut ws, _) = connect().await.expect("the upgrade succeeds");
+        let hello = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("hello within 5 s")
+            .expect("a message")
+            .expect("not an error");
+        match hello {
+            Message::Text(text) => assert!(text.contains("\"hello\""), "{text}"),
+            other => panic!("expected hello, got {other:?}"),
+        }
+        sockets.push(ws);
+    }
+    // Upgraded connections still hold their slots: a third from this address is refused.
+    assert!(connect().await.is_err(), "the third connection is refused");
+    drop(sockets.pop());
+    let mut admitted = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if connect().await.is_ok() {
+            admitted = true;
+            break;
+        }
+    }
+    assert!(admitted, "a closed WebSocket frees its slot");
 }
