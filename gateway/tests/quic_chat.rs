@@ -443,6 +443,39 @@ async fn a_connection_that_opens_no_stream_is_closed_at_the_auth_deadline() {
 }
 
 #[tokio::test]
+async fn connections_past_the_per_ip_cap_are_refused_during_the_handshake() {
+    let server = serve(Duration::from_millis(1), |quic| {
+        quic.max_connections_per_ip = 2;
+    })
+    .await;
+    let addr = server.endpoint.local_addr();
+    let first = connect(addr, server.hash).await;
+    let _second = connect(addr, server.hash).await;
+    let (endpoint, config) = client(server.hash, protocol::QUIC_ALPN);
+    let third = endpoint
+        .connect_with(config.clone(), addr, "localhost")
+        .unwrap()
+        .await;
+    assert!(
+        matches!(third, Err(quinn::ConnectionError::ConnectionClosed(_))),
+        "refused: {third:?}"
+    );
+    first.close(0u32.into(), b"bye");
+    let mut admitted = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let attempt = endpoint
+            .connect_with(config.clone(), addr, "localhost")
+            .unwrap();
+        if attempt.await.is_ok() {
+            admitted = true;
+            break;
+        }
+    }
+    assert!(admitted, "a closed connection frees its slot");
+}
+
+#[tokio::test]
 async fn streams_beyond_the_limit_wait_for_a_free_one() {
     let server = serve(Duration::from_millis(200), |quic| {
         quic.max_streams_per_connection = 2;

@@ -39,6 +39,10 @@ pub struct QuicConfig {
     /// Default: `10000`.
     pub max_connections: usize,
 
+    /// Connections one client address (IPv6: one /64) may hold at once, handshakes included;
+    /// more are refused during the handshake. `0`: no limit. Default: `64`.
+    pub max_connections_per_ip: usize,
+
     /// Request streams one connection may have open at once (QUIC flow control: a client
     /// opening more waits until one ends). Default: `16`.
     pub max_streams_per_connection: u32,
@@ -76,6 +80,7 @@ impl Default for QuicConfig {
             webtransport: true,
             webtransport_path: "/v1/chat/wt".to_owned(),
             max_connections: 10_000,
+            max_connections_per_ip: 64,
             max_streams_per_connection: 16,
             idle_timeout_secs: 30,
             keep_alive_secs: 10,
