@@ -36,7 +36,7 @@ pub(crate) struct Checks {
     pub(crate) metrics: Option<prometheus_client::registry::Registry>,
     /// `server.ops_token`: a bearer token that sees the reasons behind `/readyz` statuses from
     /// anywhere. Empty: only loopback callers see them.
-    pub(crate) ops_token: String,
+    pub(crate) ops_token: protocol::Secret,
     /// Held while probing, so concurrent callers wait for one probe instead of each starting
     /// their own.
     probed: tokio::sync::Mutex<Probed>,
@@ -130,7 +130,7 @@ fn privileged(checks: &Checks, peer: Option<SocketAddr>, headers: &HeaderMap) ->
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
         Some(token) if !checks.ops_token.is_empty() => {
-            constant_time_eq(token.as_bytes(), checks.ops_token.as_bytes())
+            constant_time_eq(token.as_bytes(), checks.ops_token.expose().as_bytes())
         }
         _ => false,
     }
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn only_local_callers_and_the_ops_token_are_privileged() {
         let checks = Checks {
-            ops_token: "s3cret".to_owned(),
+            ops_token: protocol::Secret::new("s3cret"),
             ..Checks::default()
         };
         let none = HeaderMap::new();

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod headers;
 mod health;
+mod serve;
 mod shutdown;
 mod voice;
 
@@ -155,16 +157,24 @@ pub async fn run(
         );
         let _ = stopping_tx.send(());
     };
-    // Peer addresses feed the per-IP rate limits of signed-out requests.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let server = tokio::spawn(async move { server.await });
+    let app = headers::security_headers(app, &config.server);
+    // Peer addresses (`ConnectInfo<SocketAddr>`) feed the per-IP rate limits of signed-out
+    // requests; the loop adds them to every request.
+    let limits = serve::Limits {
+        timeouts: serve::Timeouts {
+            header_read: Duration::from_secs(config.server.header_read_timeout_secs),
+            idle: Duration::from_secs(config.server.idle_timeout_secs),
+        },
+        max_connections_per_ip: config.server.max_connections_per_ip,
+        exempt: config.server.max_connections_per_ip_exempt.clone(),
+    };
+    let server = tokio::spawn(serve::serve(listener, app, limits, shutdown));
     let mut server = std::pin::pin!(server);
     tokio::select! {
-        result = &mut server => result.context("server task")?.context("serving HTTP")?,
+        result = &mut server => result.context("server task")?,
         _ = stopping_rx => {
             match tokio::time::timeout(grace, &mut server).await {
-                Ok(result) => result.context("server task")?.context("serving HTTP")?,
+                Ok(result) => result.context("server task")?,
                 Err(_) => tracing::warn!("grace period over: closing remaining connections"),
             }
         }

@@ -296,3 +296,154 @@ async fn hostile_uploads_are_typed_errors_and_spend_nothing() {
         0
     );
 }
+
+/// A mono 16-bit WAV header saying `rate` and `claimed` data bytes, followed by `data`.
+fn wav_claiming(rate: u32, claimed: u32, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(44 + data.len());
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&claimed.saturating_add(36).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&16u32.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    v.extend_from_slice(&1u16.to_le_bytes()); // mono
+    v.extend_from_slice(&rate.to_le_bytes());
+    v.extend_from_slice(&rate.saturating_mul(2).to_le_bytes());
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(&16u16.to_le_bytes());
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&claimed.to_le_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// The process's peak resident memory so far (`VmHWM`), in KiB. nextest runs each test in its
+/// own process, so the gateway serving the test is the only other thing in it.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Spends every voice second of the free tier directly at the control plane.
+async fn spend_all_voice_seconds(stack: &Stack, token: &str) {
+    let spent = stack
+        .http
+        .post(format!("{}/api/quota/reserve", stack.control_plane))
+        .bearer_auth(token)
+        .json(&json!({"reservations": [
+            {"key": "all-of-it", "kind": "voice_seconds", "amount": 300}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spent.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_25_mib_upload_claiming_50_hz_is_refused_before_any_big_allocation() {
+    let stack = Stack::start(Options::default()).await;
+    let token = stack.signup("fifty-hertz").await;
+    // At 50 Hz these 25 MiB are 3.6 hours of audio, ~8 GB once resampled to 16 kHz.
+    let data = vec![0x55u8; 25 * 1024 * 1024 - 4096];
+    let file = wav_claiming(50, data.len() as u32, &data);
+    drop(data);
+    let form = Form::new().text("model", "whisper-1").part("file", &file);
+    drop(file);
+    let before = peak_rss_kib();
+    let started = std::time::Instant::now();
+    let response = transcribe(&stack, &token, form).await;
+    let error = expect_error(response, 400, "unsupported_sample_rate").await;
+    let took = started.elapsed();
+    assert_eq!(error["param"], "file");
+    assert!(
+        error["message"].as_str().unwrap().contains("50 Hz"),
+        "{error}"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    let grew_mib = (peak_rss_kib() - before) / 1024;
+    // The upload itself is buffered (25 MiB, a copy or two while it is parsed); nothing
+    // proportional to what the header claims.
+    assert!(grew_mib < 200, "peak RSS grew by {grew_mib} MiB");
+    assert_eq!(stack.usage(&token, "voice_seconds").await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_claiming_gigabytes_over_a_short_body_is_read_for_what_arrived() {
+    let stack = Stack::start(Options::default()).await;
+    let token = stack.signup("liar").await;
+    let mut file = HELLO_WAV.to_vec();
+    let data_len = file
+        .windows(4)
+        .position(|w| w == b"data")
+        .expect("a data chunk")
+        + 4;
+    file[data_len..data_len + 4].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+    let form = Form::new()
+        .text("model", "whisper-1")
+        .text("response_format", "verbose_json")
+        .part("file", &file);
+    let response = transcribe(&stack, &token, form).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let duration = body["duration"].as_f64().unwrap();
+    assert!((duration - 2.81).abs() < 0.01, "{duration}");
+    assert_eq!(stack.settled_usage(&token, "voice_seconds").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_long_upload_is_refused_before_any_quota_is_spent() {
+    let stack = Stack::start(Options::default()).await;
+    let token = stack.signup("long-talker").await;
+    // 601 s of 8 kHz silence (9.6 MB): over the 600 s default cap, inside the byte cap.
+    let data = vec![0u8; 601 * 8_000 * 2];
+    let file = wav_claiming(8_000, data.len() as u32, &data);
+    let form = Form::new().text("model", "whisper-1").part("file", &file);
+    let error = expect_error(
+        transcribe(&stack, &token, form).await,
+        400,
+        "audio_too_long",
+    )
+    .await;
+    assert_eq!(error["param"], "file");
+    assert_eq!(stack.usage(&token, "voice_seconds").await, (0, 0));
+    assert_eq!(
+        stack
+            .mock
+            .requests(pipeline::mock::Endpoint::Transcriptions),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_with_no_voice_seconds_left_is_refused_without_decoding() {
+    let stack = Stack::start(Options::default()).await;
+    let token = stack.signup("broke").await;
+    spend_all_voice_seconds(&stack, &token).await;
+    // 270 s of 48 kHz noise, 25 MiB: seconds of decoding and resampling in a debug build,
+    // which a caller with nothing left must not be able to make the gateway do.
+    let data: Vec<u8> = (0..270 * 48_000u32)
+        .flat_map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) as i16).to_le_bytes())
+        .collect();
+    let file = wav_claiming(48_000, data.len() as u32, &data);
+    drop(data);
+    let form = Form::new().text("model", "whisper-1").part("file", &file);
+    drop(file);
+    let started = std::time::Instant::now();
+    let response = transcribe(&stack, &token, form).await;
+    let took = started.elapsed();
+    expect_error(response, 429, "insufficient_quota").await;
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "refused in {took:?}: the upload was decoded first"
+    );
+    assert_eq!(stack.usage(&token, "voice_seconds").await, (0, 300));
+    assert_eq!(
+        stack
+            .mock
+            .requests(pipeline::mock::Endpoint::Transcriptions),
+        0
+    );
+}

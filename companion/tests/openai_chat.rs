@@ -276,3 +276,55 @@ async fn a_provider_outage_is_503_and_the_message_is_given_back() {
     assert_eq!(error["type"], "server_error");
     assert_eq!(stack.settled_usage(&token, "messages").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_over_the_tiers_size_is_refused_before_spending_anything() {
+    let stack = Stack::start(Options::default()).await;
+    let token = stack.signup("rambler").await;
+    // The free tier allows 16,000 characters of prompt.
+    let request = json!({
+        "model": "any",
+        "messages": [{"role": "user", "content": "a".repeat(16_001)}],
+    });
+    let error = expect_error(
+        stack.post_json(&token, "chat/completions", &request).await,
+        400,
+        "context_length_exceeded",
+    )
+    .await;
+    assert_eq!(error["param"], "messages");
+    assert_eq!(stack.usage(&token, "messages").await, (0, 0));
+    assert_eq!(
+        stack
+            .mock
+            .requests(pipeline::mock::Endpoint::ChatCompletions),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_past_the_chat_rate_are_refused_with_retry_after() {
+    let stack = Stack::start(Options {
+        chat_requests_per_window: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let token = stack.signup("chatterbox").await;
+    for _ in 0..2 {
+        let response = stack.post_json(&token, "chat/completions", &hello()).await;
+        assert_eq!(response.status(), 200);
+    }
+    let response = stack.post_json(&token, "chat/completions", &hello()).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    expect_error(response, 429, "rate_limit_exceeded").await;
+    assert_eq!(stack.settled_usage(&token, "messages").await, 2);
+    // Another caller has their own allowance.
+    let other = stack.signup("quiet").await;
+    let response = stack.post_json(&other, "chat/completions", &hello()).await;
+    assert_eq!(response.status(), 200);
+}

@@ -245,7 +245,7 @@ async fn a_remote_caller_sees_each_status_but_not_the_reasons() {
     let mut config = node_config(SocketAddr::new(ip, 0));
     // Billing switched on without a key: a failing check whose reason names the key.
     config.control_plane.stripe.disabled = false;
-    config.server.ops_token = "an-operator-token-of-some-length".to_owned();
+    config.server.ops_token = protocol::Secret::new("an-operator-token-of-some-length");
     let (url, _stop) = serve(config).await;
     let client = reqwest::Client::new();
 

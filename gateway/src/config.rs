@@ -247,6 +247,7 @@ impl Config {
             .validate()
             .map_err(|(key, expected)| (chat_key(key), expected))?;
         self.quic.validate()?;
+        self.openai.validate()?;
         Ok(())
     }
 }

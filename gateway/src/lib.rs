@@ -28,7 +28,7 @@ pub use auth::{AuthError, Caller, CallerVerifier, JwksVerifier, fetch_jwks};
 pub use chat::ChatConfig;
 pub use config::{Config, IceServer};
 pub use error::Error;
-pub use openai::OpenAiConfig;
+pub use openai::{CompletionLimits, OpenAiConfig};
 pub use webrtc::{
     drain::DrainReport,
     endpoint::MediaCensus,

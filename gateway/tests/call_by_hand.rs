@@ -396,3 +396,69 @@ fn junk_from_unknown_addresses_is_dropped_without_disturbing_calls() {
     );
     assert_eq!(registry.len(), 1);
 }
+
+/// A STUN binding request from nowhere, its USERNAME naming `ufrag` as the gateway's.
+fn stray_binding_request(ufrag: &str) -> Vec<u8> {
+    let username = format!("{ufrag}:stranger");
+    let mut attrs = Vec::new();
+    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+    attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attrs.extend_from_slice(username.as_bytes());
+    attrs.resize(attrs.len().div_ceil(4) * 4, 0);
+    // PRIORITY and a MESSAGE-INTEGRITY made up by someone without the call's password:
+    // well-formed enough for str0m to parse, and to be refused by the call it names.
+    attrs.extend_from_slice(&[0x00, 0x24, 0, 4, 0x6e, 0, 0x1e, 0xff]);
+    attrs.extend_from_slice(&[0x00, 0x08, 0, 20]);
+    attrs.extend_from_slice(&[0xAB; 20]);
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    m.extend_from_slice(&[9; 12]);
+    m.extend_from_slice(&attrs);
+    m
+}
+
+#[test]
+fn stray_stun_from_unknown_addresses_costs_one_lookup_however_many_calls_there_are() {
+    let now = Instant::now();
+    let mut registry = CallRegistry::new(
+        RegistrySettings {
+            max_calls: 200,
+            ..settings()
+        },
+        vec![GATEWAY.parse().unwrap()],
+    );
+    let mut ufrags = Vec::new();
+    for i in 0..150u16 {
+        let browser = SocketAddr::from(([10, 99, 1, (i % 250) as u8], 40_000 + i));
+        let (_peer, offer, _) = Peer::offer(now, browser);
+        let created = registry
+            .create_call(now, &format!("user{i}"), 1, &offer)
+            .expect("answered");
+        let ufrag = created
+            .answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .expect("the answer has a ufrag")
+            .trim()
+            .to_owned();
+        ufrags.push(ufrag);
+    }
+    assert_eq!(registry.tables().ufrags, 150);
+    let stranger: SocketAddr = "198.51.100.7:4444".parse().unwrap();
+
+    // Naming no call: no call is asked.
+    registry.handle_datagram(now, 0, stranger, &stray_binding_request("nosuchufrag"));
+    assert_eq!(registry.stats().calls_asked, 0);
+    // Naming a real call, with credentials it cannot verify: that one call is asked, once.
+    registry.handle_datagram(now, 0, stranger, &stray_binding_request(&ufrags[77]));
+    assert_eq!(registry.stats().calls_asked, 1);
+    assert_eq!(registry.stats().unmatched_datagrams, 2);
+    assert!(
+        registry.poll_output().is_some_and(|o| !matches!(
+            o,
+            RegistryOutput::Transmit { destination, .. } if destination == stranger
+        )) || registry.poll_output().is_none()
+    );
+    assert_eq!(registry.len(), 150);
+}

@@ -272,6 +272,27 @@ async fn a_token_that_expires_on_an_open_connection_is_refused_and_the_connectio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_token_expired_is_closed_at_the_auth_deadline_without_a_request() {
+    let service = Service::start(Options {
+        chat: ChatConfig {
+            heartbeat_interval_secs: 1,
+            auth_timeout_secs: 1,
+            ..ChatConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let token = service.user("idle@example.com").await;
+    let mut ws = service.connect(&token).await;
+    // It sends nothing at all: no request to be refused, no fresh `auth`.
+    service.verifier.expired.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    assert_eq!(close_code(&mut ws).await, Some(4001));
+    let after = started.elapsed();
+    assert!(after < Duration::from_secs(4), "closed after {after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_users_conversation_does_not_exist() {
     let service = Service::start(Options::default()).await;
     let owner = service.user("owner@example.com").await;

@@ -399,6 +399,83 @@ async fn a_stream_that_never_sends_its_request_times_out() {
 }
 
 #[tokio::test]
+async fn a_connection_that_opens_no_stream_is_closed_at_the_auth_deadline() {
+    // Keep-alives every second would hold a silent connection open forever.
+    let server = serve(Duration::from_millis(1), |quic| {
+        quic.auth_timeout_secs = 1;
+        quic.keep_alive_secs = 1;
+        quic.idle_timeout_secs = 3;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let idle = connect(server.endpoint.local_addr(), server.hash).await;
+    // A connection whose streams never authenticate is no better.
+    let refused = connect(server.endpoint.local_addr(), server.hash).await;
+    let (_send, mut reader) = request(&refused, "nobody", &send_message("r1", "hi")).await;
+    let error = error_of(&reader.rest(0).await);
+    assert_eq!(error.code, ErrorCode::Unauthorized);
+    // One that starts a request in time stays past the deadline.
+    let working = connect(server.endpoint.local_addr(), server.hash).await;
+    let (_send, mut reader) = request(&working, "alice-token", &send_message("r2", "hi")).await;
+    assert!(reader.rest(0).await.len() > 1);
+
+    for conn in [&idle, &refused] {
+        let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+            .await
+            .expect("closed within 5 s, keep-alives notwithstanding");
+        match reason {
+            quinn::ConnectionError::ApplicationClosed(close) => {
+                assert_eq!(close.error_code, AppCode::TIMEOUT.varint());
+            }
+            other => panic!("closed by {other:?}"),
+        }
+    }
+    let after = started.elapsed();
+    assert!(
+        after < Duration::from_millis(2500),
+        "closed after {after:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        working.close_reason().is_none(),
+        "an authenticated connection stays"
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_per_ip_cap_are_refused_during_the_handshake() {
+    let server = serve(Duration::from_millis(1), |quic| {
+        quic.max_connections_per_ip = 2;
+    })
+    .await;
+    let addr = server.endpoint.local_addr();
+    let first = connect(addr, server.hash).await;
+    let _second = connect(addr, server.hash).await;
+    let (endpoint, config) = client(server.hash, protocol::QUIC_ALPN);
+    let third = endpoint
+        .connect_with(config.clone(), addr, "localhost")
+        .unwrap()
+        .await;
+    assert!(
+        matches!(third, Err(quinn::ConnectionError::ConnectionClosed(_))),
+        "refused: {third:?}"
+    );
+    first.close(0u32.into(), b"bye");
+    let mut admitted = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let attempt = endpoint
+            .connect_with(config.clone(), addr, "localhost")
+            .unwrap();
+        if attempt.await.is_ok() {
+            admitted = true;
+            break;
+        }
+    }
+    assert!(admitted, "a closed connection frees its slot");
+}
+
+#[tokio::test]
 async fn streams_beyond_the_limit_wait_for_a_free_one() {
     let server = serve(Duration::from_millis(200), |quic| {
         quic.max_streams_per_connection = 2;

@@ -71,6 +71,30 @@ async fn the_local_voice_says_hello_with_phoneme_timings_inside_its_audio() {
 }
 
 #[tokio::test]
+async fn text_longer_than_the_engine_takes_at_once_is_spoken_in_pieces_with_running_timings() {
+    let tts = LocalTts::new(&LocalTtsConfig::default()).unwrap();
+    // 5,000 bytes: over the engine's 4,096-byte request limit and five 1,000-byte pieces.
+    let text = "Nine fine pines stand in a line. ".repeat(5_000 / 33 + 1);
+    assert!(text.len() > LocalTtsConfig::default().engine.max_text_bytes);
+    let (chunks, _) = speak(&tts, &text).await;
+    let secs = audio_secs(&chunks);
+    assert!(secs > 60.0, "all of it is spoken: {secs} s");
+    let words: Vec<_> = chunks
+        .iter()
+        .flat_map(|c| &c.timings)
+        .filter(|t| t.unit == TimingUnit::Word)
+        .collect();
+    assert!(words.len() > 900, "{} words", words.len());
+    for pair in words.windows(2) {
+        assert!(
+            pair[0].start <= pair[1].start,
+            "timings run on across pieces: {pair:?}"
+        );
+    }
+    assert!(words.last().unwrap().end.as_secs_f64() <= secs + 0.001);
+}
+
+#[tokio::test]
 async fn a_caller_barging_in_stops_the_local_voice_and_the_next_reply_starts_at_once() {
     let tts = LocalTts::new(&LocalTtsConfig::default()).unwrap();
     let long = "This sentence is long enough to keep the engine busy for a while. ".repeat(60);

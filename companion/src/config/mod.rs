@@ -8,7 +8,7 @@
 use std::{
     collections::BTreeSet,
     fmt,
-    net::SocketAddr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
 };
 
@@ -88,7 +88,29 @@ pub struct ServerConfig {
     /// A bearer token that lets a remote caller see why a `/readyz` check is not `ok` (callers
     /// on loopback always see it; others see only each check's status). Empty: no token.
     /// Default: empty.
-    pub ops_token: String,
+    pub ops_token: protocol::Secret,
+    /// Seconds a client has to send a whole request head (request line and headers); a
+    /// slower one (slowloris) is disconnected. Also how long a keep-alive connection may wait
+    /// for its next request. Default: 10.
+    pub header_read_timeout_secs: u64,
+    /// Seconds without a byte moving either way after which an HTTP connection (a stalled
+    /// upload, a client that never reads its answer) is closed. WebSockets are not affected:
+    /// they keep their own heartbeat. Default: 120.
+    pub idle_timeout_secs: u64,
+    /// TCP connections one client address (IPv6: one /64) may hold open at once, WebSockets
+    /// included; more are closed as soon as they are accepted. `0`: no limit. Behind a load
+    /// balancer or reverse proxy every connection comes from the proxy: list it in
+    /// `max_connections_per_ip_exempt` or set 0. Default: 256.
+    pub max_connections_per_ip: usize,
+    /// Client addresses `max_connections_per_ip` does not apply to: this host's own
+    /// (in `mode = "all"` the gateway reaches its control plane over loopback), trusted
+    /// proxies. Default: `["127.0.0.1", "::1"]`.
+    pub max_connections_per_ip_exempt: Vec<IpAddr>,
+    /// `max-age` of the `Strict-Transport-Security` header, sent on every response when
+    /// `public_url` is `https://` (this listener speaks plain HTTP, so an https public URL
+    /// means a TLS-terminating proxy in front of it); `0` sends none. Default: `31536000`
+    /// (one year).
+    pub hsts_max_age_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -99,7 +121,15 @@ impl Default for ServerConfig {
             public_url: String::new(),
             shutdown_grace_secs: 10,
             metrics_listen: None,
-            ops_token: String::new(),
+            ops_token: protocol::Secret::default(),
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 120,
+            max_connections_per_ip: 256,
+            max_connections_per_ip_exempt: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+            hsts_max_age_secs: 365 * 24 * 3600,
         }
     }
 }
@@ -278,8 +308,14 @@ impl ServerConfig {
             ));
         }
         // Short tokens can be guessed; this one reveals internal error text.
-        if !self.ops_token.is_empty() && self.ops_token.len() < 16 {
+        if !self.ops_token.is_empty() && self.ops_token.expose().len() < 16 {
             return Err(("ops_token", "empty, or at least 16 characters"));
+        }
+        if !(1..=300).contains(&self.header_read_timeout_secs) {
+            return Err(("header_read_timeout_secs", "1 to 300 seconds"));
+        }
+        if !(1..=86_400).contains(&self.idle_timeout_secs) {
+            return Err(("idle_timeout_secs", "1 to 86400 seconds"));
         }
         Ok(())
     }

@@ -23,6 +23,8 @@ pub(crate) struct Options {
     pub(crate) local_stt: bool,
     /// Mock timing.
     pub(crate) mock: Option<MockConfig>,
+    /// `gateway.openai.chat_requests_per_window`.
+    pub(crate) chat_requests_per_window: Option<u32>,
 }
 
 /// Both nodes and the mock providers; dropping it stops them.
@@ -113,6 +115,9 @@ impl Stack {
         gw.gateway.control_plane_service_token = service_token.clone();
         if let Some(max) = options.max_audio_bytes {
             gw.gateway.openai.max_audio_bytes = max;
+        }
+        if let Some(limit) = options.chat_requests_per_window {
+            gw.gateway.openai.chat_requests_per_window = limit;
         }
         gw.media =
             media::RuntimePaths::from_env_or(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));

@@ -50,6 +50,12 @@ pub struct ChatConfig {
     /// Default: `0`.
     pub max_reply_tokens: u32,
 
+    /// Seconds a connection may stay open once its access token has expired (or been revoked)
+    /// without sending a fresh one in an `auth` event; then it is closed with code 4001. The
+    /// token is checked at every heartbeat. A connection running a voice session is left to
+    /// the session's own quota renewals. Default: `30`.
+    pub auth_timeout_secs: u64,
+
     /// Seconds a request to the control plane (opening a turn, recording a reply) may take.
     /// Default: `10`.
     pub control_plane_timeout_secs: u64,
@@ -67,6 +73,7 @@ impl Default for ChatConfig {
             slow_consumer_timeout_ms: 10_000,
             history_messages: 20,
             max_reply_tokens: 0,
+            auth_timeout_secs: 30,
             control_plane_timeout_secs: 10,
         }
     }
@@ -93,6 +100,9 @@ impl ChatConfig {
         }
         if !(1..=100).contains(&self.history_messages) {
             return Err(("history_messages", "1 to 100"));
+        }
+        if !(1..=3600).contains(&self.auth_timeout_secs) {
+            return Err(("auth_timeout_secs", "1 to 3600 seconds"));
         }
         if self.control_plane_timeout_secs == 0 {
             return Err(("control_plane_timeout_secs", "at least 1"));

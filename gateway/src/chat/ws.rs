@@ -228,6 +228,9 @@ impl Connection {
 
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         let mut last_heard = Instant::now();
+        let auth_timeout = Duration::from_secs(config.auth_timeout_secs);
+        // Set while the connection's token no longer verifies: the moment it must be replaced.
+        let mut reauth_by: Option<Instant> = None;
         loop {
             tokio::select! {
                 biased;
@@ -242,7 +245,26 @@ impl Connection {
                         conn.close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout").await;
                         break;
                     }
+                    // A connection holds its caller's authority only while the token does.
+                    let valid = conn.live_voice().is_some()
+                        || conn.service.recheck(&conn.caller, &conn.token).is_ok();
+                    reauth_by = match (valid, reauth_by) {
+                        (true, _) => None,
+                        (false, None) => Some(Instant::now() + auth_timeout),
+                        (false, by) => by,
+                    };
                     let _ = conn.control.try_send(Control::Ping);
+                }
+                () = sleep_until(reauth_by) => {
+                    if conn.live_voice().is_none()
+                        && conn.service.recheck(&conn.caller, &conn.token).is_err()
+                    {
+                        let message = "the access token has expired: reconnect with a fresh one";
+                        conn.error(None, ErrorCode::Unauthorized, message).await;
+                        conn.close(CLOSE_TOKEN_EXPIRED, "token expired").await;
+                        break;
+                    }
+                    reauth_by = None;
                 }
                 message = stream.next() => {
                     last_heard = Instant::now();
@@ -587,6 +609,14 @@ impl Connection {
         let _ = self.control.send(Control::Close(code, reason)).await;
         // Let the writer send what is queued and the close frame before the tasks stop.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.done.cancelled()).await;
+    }
+}
+
+/// Completes at `at`, never when there is none.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

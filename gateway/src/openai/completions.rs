@@ -17,6 +17,7 @@ use super::{
     OpenAi,
     chat::{self, Answer, ChunkWriter},
     error::OpenAiError,
+    limits,
     quota::QuotaKind,
     random_id, require_json,
     settle::Settlement,
@@ -30,7 +31,40 @@ pub(crate) async fn create(
 ) -> Result<Response, OpenAiError> {
     let who = api.authenticate(&headers)?;
     require_json(&headers)?;
-    let request = chat::parse(&super::body_bytes(body)?)?;
+    let mut request = chat::parse(&super::body_bytes(body)?)?;
+    // Size per tier, then the chat rate, both before any quota or provider work.
+    let limits = limits::for_tier(&api.config.tiers, &who.caller.tier);
+    let prompt_chars: usize = request
+        .llm
+        .messages
+        .iter()
+        .map(|m| m.content.chars().count())
+        .sum();
+    if prompt_chars > limits.max_prompt_chars {
+        return Err(OpenAiError::invalid(
+            "context_length_exceeded",
+            format!(
+                "the messages hold {prompt_chars} characters; the {} tier allows {}",
+                who.caller.tier, limits.max_prompt_chars
+            ),
+        )
+        .with_param("messages"));
+    }
+    request.llm.max_tokens = Some(limits.cap_tokens(request.llm.max_tokens));
+    let admitted = api
+        .chat_rate
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .check(&who.caller.user_id, std::time::Instant::now());
+    if let Err(retry_after) = admitted {
+        return Err(OpenAiError::rate_limited(
+            format!(
+                "at most {} chat completions per {} s; retry in {retry_after} s",
+                api.config.chat_requests_per_window, api.config.chat_window_secs
+            ),
+            Some(retry_after),
+        ));
+    }
     let llm = api.providers()?.llm.clone();
     let reservation = api
         .quota

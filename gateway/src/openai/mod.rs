@@ -19,6 +19,7 @@ mod chat;
 mod completions;
 mod config;
 mod error;
+mod limits;
 mod models;
 pub(crate) mod quota;
 mod resample;
@@ -41,7 +42,7 @@ use axum::{
 };
 use pipeline::session::Providers;
 
-pub use config::OpenAiConfig;
+pub use config::{CompletionLimits, OpenAiConfig};
 
 use self::{auth::Authenticated, error::OpenAiError, models::Catalogue, quota::QuotaClient};
 use crate::Gateway;
@@ -53,6 +54,10 @@ pub(crate) struct OpenAi {
     quota: QuotaClient,
     config: OpenAiConfig,
     models: Arc<Catalogue>,
+    /// Transcription uploads being decoded (`gateway.openai.transcription_workers`).
+    decoders: Arc<tokio::sync::Semaphore>,
+    /// Completions per caller per window (`gateway.openai.chat_requests_per_window`).
+    chat_rate: Arc<std::sync::Mutex<limits::RateLimiter>>,
 }
 
 impl OpenAi {
@@ -77,6 +82,11 @@ pub(crate) fn routes(gateway: Gateway) -> Router {
         quota: QuotaClient::new(gateway.config()),
         config: config.clone(),
         models: Arc::new(Catalogue::new(gateway.providers(), unix_now())),
+        decoders: Arc::new(tokio::sync::Semaphore::new(config.transcription_workers)),
+        chat_rate: Arc::new(std::sync::Mutex::new(limits::RateLimiter::new(
+            config.chat_requests_per_window,
+            std::time::Duration::from_secs(config.chat_window_secs),
+        ))),
         gateway,
     };
     let json = Router::new()

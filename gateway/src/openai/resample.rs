@@ -1,13 +1,16 @@
-//! Mono s16 audio from any rate to any other, streamed (TTS audio to 24 kHz) or in one go
-//! (an uploaded WAV to the recognisers' 16 kHz).
+//! Mono s16 audio from any rate to any other, streamed (TTS audio to 24 kHz, and an uploaded
+//! WAV to the recognisers' 16 kHz, read in fixed pieces).
 //!
 //! media's resamplers are typed per rate pair (48 <-> 16, 24 -> 48); here the input rate is
 //! whatever a provider or an upload has, so this wraps `rubato::Fft` for any rate holding a
 //! whole number of samples per 20 ms. The filter's run-in is skipped and its tail flushed, so
 //! the output lasts exactly as long as the input.
 
+use bytes::Bytes;
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
+
+use super::wav::Wav;
 
 /// Why a rate pair cannot be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,12 +153,40 @@ impl Resample {
     }
 }
 
-/// Converts a whole recording.
-pub(crate) fn resample_all(samples: &[i16], from: u32, to: u32) -> Result<Vec<i16>, ResampleError> {
-    let mut r = Resample::new(from, to)?;
-    let mut out = Vec::with_capacity(samples.len() * to as usize / from.max(1) as usize + 1024);
-    r.push(samples, &mut out);
-    r.finish(&mut out);
+/// Converts an uploaded recording to mono s16le at `to` Hz, as pieces of `chunk` samples (the
+/// last may be shorter). The input is read in fixed pieces and the converter's output is cut
+/// as it comes, so what is allocated follows the bytes that arrived (and the output's own
+/// length), never a size the header claims.
+pub(crate) fn resample_wav(
+    wav: &Wav<'_>,
+    to: u32,
+    chunk: usize,
+) -> Result<Vec<Bytes>, ResampleError> {
+    /// Input frames mixed down per step.
+    const PIECE: usize = 4096;
+    let chunk = chunk.max(1);
+    let mut r = Resample::new(wav.rate, to)?;
+    let mut mono = Vec::with_capacity(PIECE);
+    let mut pending = Vec::new();
+    let mut out = Vec::new();
+    let mut cut = |pending: &mut Vec<i16>, all: bool| {
+        let whole = if all {
+            pending.len()
+        } else {
+            pending.len() / chunk * chunk
+        };
+        for c in pending[..whole].chunks(chunk) {
+            let bytes: Vec<u8> = c.iter().flat_map(|s| s.to_le_bytes()).collect();
+            out.push(Bytes::from(bytes));
+        }
+        pending.drain(..whole);
+    };
+    wav.for_each_mono(PIECE, &mut mono, |samples| {
+        r.push(samples, &mut pending);
+        cut(&mut pending, false);
+    });
+    r.finish(&mut pending);
+    cut(&mut pending, true);
     Ok(out)
 }
 
@@ -201,6 +232,21 @@ mod tests {
             let (a, b) = (rms(&input), rms(&out[out.len() / 4..out.len() * 3 / 4]));
             assert!((a - b).abs() / a < 0.05, "{from}->{to}: level {a} -> {b}");
         }
+    }
+
+    #[test]
+    fn an_upload_comes_out_in_whole_chunks_of_the_right_total_length() {
+        let input = tone(8_000, 1.03);
+        let data: Vec<u8> = input.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let wav = Wav {
+            rate: 8_000,
+            channels: 1,
+            data: &data,
+        };
+        let chunks = resample_wav(&wav, 16_000, 1_600).unwrap();
+        let total: usize = chunks.iter().map(|c| c.len() / 2).sum();
+        assert_eq!(total, input.len() * 2);
+        assert!(chunks[..chunks.len() - 1].iter().all(|c| c.len() == 3_200));
     }
 
     #[test]

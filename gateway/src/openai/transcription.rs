@@ -1,10 +1,13 @@
 //! `POST /v1/audio/transcriptions`: a multipart upload (`file`, `model`, optional `language`,
 //! `prompt`, `response_format`, `temperature`) transcribed by the STT chain.
 //!
-//! The file must be 16-bit PCM WAV (any rate that is a multiple of 50 Hz, any channel count);
-//! it is mixed to mono, resampled to the recognisers' 16 kHz and streamed to the chain in
-//! 100 ms chunks. `language` and `prompt` are accepted and not used: the configured
-//! recogniser's language applies.
+//! The file must be 16-bit PCM WAV at 8-48 kHz (a multiple of 50 Hz), any channel count, at
+//! most `gateway.openai.max_transcription_secs` long. Its header is checked and the caller's
+//! voice seconds are reserved (by the duration of the bytes that arrived) before anything is
+//! decoded; then it is mixed to mono and resampled to the recognisers' 16 kHz in fixed pieces
+//! on a blocking thread (at most `gateway.openai.transcription_workers` at once) and streamed
+//! to the chain in 100 ms chunks. `language` and `prompt` are accepted and not used: the
+//! configured recogniser's language applies.
 
 use axum::{
     Json,
@@ -24,10 +27,15 @@ use super::{
     OpenAi,
     error::OpenAiError,
     quota::QuotaKind,
-    resample::resample_all,
+    resample::resample_wav,
     settle::Settlement,
     wav::{self, WavError},
 };
+
+/// Lowest sample rate accepted: telephone audio.
+const MIN_RATE: u32 = 8_000;
+/// Highest sample rate accepted. Anything beyond it only costs resampling work.
+const MAX_RATE: u32 = 48_000;
 
 /// What the client may ask the answer to look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,21 +133,39 @@ pub(crate) async fn create(
         .file
         .as_ref()
         .ok_or_else(|| OpenAiError::invalid_param("file", "file is required"))?;
-    let decoded = wav::decode(file).map_err(|e| match e {
+    // Everything up to the reservation reads only the header and the upload's length: a
+    // hostile header can make this request cheap to refuse, never expensive to serve.
+    let audio = wav::parse(file).map_err(|e| match e {
         WavError::Malformed(_) => {
             OpenAiError::invalid("invalid_audio", e.to_string()).with_param("file")
         }
         _ => OpenAiError::unsupported_media(format!("{e}: send 16-bit PCM WAV")).with_param("file"),
     })?;
-    if decoded.samples.is_empty() {
+    if !(MIN_RATE..=MAX_RATE).contains(&audio.rate) || !audio.rate.is_multiple_of(50) {
+        return Err(OpenAiError::invalid(
+            "unsupported_sample_rate",
+            format!(
+                "the WAV file says {} Hz; send 8,000 to 48,000 Hz audio (a multiple of 50 Hz)",
+                audio.rate
+            ),
+        )
+        .with_param("file"));
+    }
+    if audio.frames() == 0 {
         return Err(
             OpenAiError::invalid("invalid_audio", "the audio file holds no samples")
                 .with_param("file"),
         );
     }
-    let duration = decoded.samples.len() as f64 / f64::from(decoded.rate);
-    let pcm = resample_all(&decoded.samples, decoded.rate, STT_SAMPLE_RATE)
-        .map_err(|e| OpenAiError::unsupported_media(e.to_string()).with_param("file"))?;
+    let duration = audio.duration_secs();
+    let max_secs = api.config.max_transcription_secs;
+    if duration > max_secs as f64 {
+        return Err(OpenAiError::invalid(
+            "audio_too_long",
+            format!("the audio lasts {duration:.1} s; at most {max_secs} s can be transcribed"),
+        )
+        .with_param("file"));
+    }
     let stt = api.providers()?.stt.clone();
     let secs = duration.ceil() as u64;
     let reservation = api
@@ -149,17 +175,34 @@ pub(crate) async fn create(
     let mut settlement = Settlement::new(api.quota.clone(), who.token, reservation);
     tracing::info!(user = %who.caller.user_id, duration, "openai transcription");
 
+    // Decoding and resampling are CPU work: on a blocking thread, a bounded number at once.
+    let permit = api
+        .decoders
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| OpenAiError::internal("transcription workers", e))?;
+    let bytes = file.clone();
     // 100 ms per chunk: streaming recognisers get audio at a steady grain, batch ones
     // concatenate it.
-    let chunks: Vec<Bytes> = pcm
-        .chunks(STT_SAMPLE_RATE as usize / 10)
-        .map(|c| {
-            c.iter()
-                .flat_map(|s| s.to_le_bytes())
-                .collect::<Vec<u8>>()
-                .into()
-        })
-        .collect();
+    let chunk = STT_SAMPLE_RATE as usize / 10;
+    let converted = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let audio = wav::parse(&bytes).map_err(|e| e.to_string())?;
+        resample_wav(&audio, STT_SAMPLE_RATE, chunk).map_err(|e| e.to_string())
+    })
+    .await;
+    let chunks = match converted {
+        Ok(Ok(chunks)) => chunks,
+        Ok(Err(reason)) => {
+            settlement.finish(0).await;
+            return Err(OpenAiError::unsupported_media(reason).with_param("file"));
+        }
+        Err(e) => {
+            settlement.finish(0).await;
+            return Err(OpenAiError::internal("decoding the upload", e));
+        }
+    };
     let mut events = stt.transcribe(stream::iter(chunks).boxed());
     let mut finals = Vec::new();
     while let Some(event) = events.next().await {

@@ -1,5 +1,6 @@
 //! RIFF/WAVE, the one container the audio endpoints read and write: 16-bit PCM, any channel
-//! count (mixed down to mono) and any rate on the way in; mono 16-bit on the way out.
+//! count (mixed down to mono) on the way in; mono 16-bit on the way out. Reading parses the
+//! header without allocating and trusts no length it claims: the data is what arrived.
 //! A parse error is a value saying what was wrong, never a panic.
 
 /// Why an upload is not audio we can read.
@@ -18,10 +19,51 @@ pub(crate) enum WavError {
 }
 
 /// Decoded audio: mono samples at `rate`.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Decoded {
     pub(crate) rate: u32,
     pub(crate) samples: Vec<i16>,
+}
+
+/// What a WAV header says, checked against the bytes that really arrived: `data` is the part
+/// of the upload the data chunk covers, never more than was received, whatever the header
+/// claims. Reading this allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wav<'a> {
+    pub(crate) rate: u32,
+    pub(crate) channels: u16,
+    pub(crate) data: &'a [u8],
+}
+
+impl Wav<'_> {
+    /// Whole sample frames present (a trailing partial frame is ignored).
+    pub(crate) fn frames(&self) -> usize {
+        self.data.len() / (2 * usize::from(self.channels))
+    }
+
+    /// How long the audio that arrived lasts, in seconds.
+    pub(crate) fn duration_secs(&self) -> f64 {
+        self.frames() as f64 / f64::from(self.rate)
+    }
+
+    /// The audio as mono, in pieces of at most `frames` frames mixed into `buf` (reused, so
+    /// memory stays at one piece whatever the file's size).
+    pub(crate) fn for_each_mono(
+        &self,
+        frames: usize,
+        buf: &mut Vec<i16>,
+        mut f: impl FnMut(&[i16]),
+    ) {
+        let frame = 2 * usize::from(self.channels);
+        for piece in self.data.chunks(frames.max(1) * frame) {
+            buf.clear();
+            mix_down_into(piece, self.channels, buf);
+            if !buf.is_empty() {
+                f(buf);
+            }
+        }
+    }
 }
 
 const PCM: u16 = 1;
@@ -35,8 +77,8 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Decodes a 16-bit PCM WAV file, mixing its channels down to mono.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, WavError> {
+/// Reads a 16-bit PCM WAV file's header and finds its data, without decoding or allocating.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Wav<'_>, WavError> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Err(WavError::NotWav);
     }
@@ -54,9 +96,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, WavError> {
         } else if id == b"data" {
             let (rate, channels) =
                 format.ok_or(WavError::Malformed("data before the fmt chunk"))?;
-            return Ok(Decoded {
+            return Ok(Wav {
                 rate,
-                samples: mix_down(body, channels),
+                channels,
+                data: body,
             });
         }
         pos = start.saturating_add(len).saturating_add(len & 1);
@@ -66,6 +109,18 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, WavError> {
     } else {
         "no fmt chunk"
     }))
+}
+
+/// Decodes a 16-bit PCM WAV file, mixing its channels down to mono.
+#[cfg(test)]
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, WavError> {
+    let wav = parse(bytes)?;
+    let mut samples = Vec::new();
+    mix_down_into(wav.data, wav.channels, &mut samples);
+    Ok(Decoded {
+        rate: wav.rate,
+        samples,
+    })
 }
 
 fn read_format(body: &[u8]) -> Result<(u32, u16), WavError> {
@@ -97,17 +152,15 @@ fn read_format(body: &[u8]) -> Result<(u32, u16), WavError> {
     Ok((rate, channels))
 }
 
-fn mix_down(data: &[u8], channels: u16) -> Vec<i16> {
+fn mix_down_into(data: &[u8], channels: u16, out: &mut Vec<i16>) {
     let frame = 2 * usize::from(channels);
-    data.chunks_exact(frame)
-        .map(|f| {
-            let sum: i32 = f
-                .chunks_exact(2)
-                .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
-                .sum();
-            (sum / i32::from(channels)) as i16
-        })
-        .collect()
+    out.extend(data.chunks_exact(frame).map(|f| {
+        let sum: i32 = f
+            .chunks_exact(2)
+            .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
+            .sum();
+        (sum / i32::from(channels)) as i16
+    }));
 }
 
 /// The header of a mono 16-bit WAV stream whose length is not known yet: both sizes are
@@ -189,6 +242,20 @@ mod tests {
             // Cut anywhere before the data: an error, never a panic.
             let _ = decode(&full[..cut]);
         }
+    }
+
+    #[test]
+    fn a_header_claiming_more_data_than_arrived_covers_only_what_arrived() {
+        let mut file = wav(2, 16, PCM, &[1, 0, 3, 0, 5, 0, 7, 0, 9]);
+        let at = file.len() - 9 - 4;
+        file[at..at + 4].copy_from_slice(&0x7FFF_FFF0u32.to_le_bytes());
+        let audio = parse(&file).unwrap();
+        assert_eq!(audio.data.len(), 9);
+        assert_eq!(audio.frames(), 2, "the odd trailing byte is no frame");
+        let mut pieces = Vec::new();
+        let mut buf = Vec::new();
+        audio.for_each_mono(1, &mut buf, |s| pieces.extend_from_slice(s));
+        assert_eq!(pieces, [2, 6]);
     }
 
     #[test]

@@ -22,7 +22,8 @@ impl AppCode {
     /// A frame declared a payload over the protocol's limit (131,072 bytes).
     pub const PAYLOAD_TOO_LARGE: Self = Self(0x3);
     /// The stream did not deliver its `auth` and `send_message` frames in time
-    /// (`gateway.quic.request_start_timeout_secs`).
+    /// (`gateway.quic.request_start_timeout_secs`); also closes a connection that started no
+    /// authenticated request in time (`gateway.quic.auth_timeout_secs`).
     pub const TIMEOUT: Self = Self(0x4);
     /// The server is shutting down: sent on connections still open at the drain deadline.
     pub const SERVER_DRAINING: Self = Self(0x5);

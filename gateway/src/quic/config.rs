@@ -39,6 +39,10 @@ pub struct QuicConfig {
     /// Default: `10000`.
     pub max_connections: usize,
 
+    /// Connections one client address (IPv6: one /64) may hold at once, handshakes included;
+    /// more are refused during the handshake. `0`: no limit. Default: `64`.
+    pub max_connections_per_ip: usize,
+
     /// Request streams one connection may have open at once (QUIC flow control: a client
     /// opening more waits until one ends). Default: `16`.
     pub max_streams_per_connection: u32,
@@ -53,6 +57,12 @@ pub struct QuicConfig {
 
     /// Seconds a new stream gets to deliver its `auth` and `send_message` frames. Default: `10`.
     pub request_start_timeout_secs: u64,
+
+    /// Seconds a new connection gets to start its first authenticated request (a stream whose
+    /// `auth` and `send_message` were accepted); one that has not is closed with `timeout`.
+    /// The server's keep-alives would otherwise hold a connection that never opens a stream
+    /// forever. Default: `30` (the idle timeout).
+    pub auth_timeout_secs: u64,
 
     /// Reply events buffered per request between the chat service and the stream; a client
     /// that reads slower than the reply is written holds the reply back (QUIC flow control),
@@ -70,10 +80,12 @@ impl Default for QuicConfig {
             webtransport: true,
             webtransport_path: "/v1/chat/wt".to_owned(),
             max_connections: 10_000,
+            max_connections_per_ip: 64,
             max_streams_per_connection: 16,
             idle_timeout_secs: 30,
             keep_alive_secs: 10,
             request_start_timeout_secs: 10,
+            auth_timeout_secs: 30,
             event_queue: 64,
         }
     }
@@ -109,6 +121,9 @@ impl QuicConfig {
         }
         if self.request_start_timeout_secs == 0 {
             return Err(("quic.request_start_timeout_secs", "at least 1"));
+        }
+        if !(1..=3600).contains(&self.auth_timeout_secs) {
+            return Err(("quic.auth_timeout_secs", "1 to 3600 seconds"));
         }
         if self.event_queue == 0 {
             return Err(("quic.event_queue", "at least 1"));

@@ -10,7 +10,11 @@ use protocol::{
 use tokio::{sync::watch, task::JoinSet, time::Instant};
 use web_transport_quinn::{SendStream, Session};
 
-use super::{codes::AppCode, stream, stream::StreamContext, stream_core::FrameWriter};
+use super::{
+    codes::AppCode,
+    stream::{self, Authenticated, StreamContext},
+    stream_core::FrameWriter,
+};
 
 /// The endpoint's drain state, watched by every connection: `None` while serving, else the
 /// deadline by which every connection closes.
@@ -21,14 +25,21 @@ pub(crate) type Drain = watch::Receiver<Option<Instant>>;
 const RECONNECT_AFTER_MS: u64 = 250;
 
 /// Serves `session` until the client closes it, it times out, or the drain deadline passes.
+/// A connection whose first authenticated request has not started within `auth_timeout` is
+/// closed with `timeout`: the server's own keep-alives would otherwise keep a connection that
+/// never opens a stream (or only ones that never authenticate) alive forever.
 pub(crate) async fn serve(
     session: Session,
     connection_id: String,
     ctx: Arc<StreamContext>,
     mut drain: Drain,
     keep_alive: Duration,
+    auth_timeout: Duration,
     raw: bool,
 ) {
+    let auth_by = Instant::now() + auth_timeout;
+    let authenticated: Authenticated = Arc::default();
+    let mut authed = false;
     // Bounded: a client that grants no stream credit must not keep its requests waiting.
     let control = open_control(&session, &connection_id, keep_alive);
     let mut control = tokio::time::timeout(Duration::from_secs(2), control)
@@ -56,7 +67,9 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = session.accept_bi() => match accepted {
                 Ok((send, recv)) => {
-                    streams.spawn(stream::serve(send, recv, ctx.clone(), deadline.is_some()));
+                    let draining = deadline.is_some();
+                    let stream = stream::serve(send, recv, ctx.clone(), draining, authenticated.clone());
+                    streams.spawn(stream);
                 }
                 // Closed by the client, timed out, or lost.
                 Err(_) => break,
@@ -70,6 +83,12 @@ pub(crate) async fn serve(
                 Err(_) => break,
             },
             Some(_) = streams.join_next() => {}
+            () = authenticated.notified(), if !authed => authed = true,
+            () = tokio::time::sleep_until(auth_by), if !authed => {
+                tracing::debug!(connection = %connection_id, "QUIC connection never authenticated: closing");
+                session.close(AppCode::TIMEOUT.0, b"no authenticated request in time");
+                break;
+            }
             changed = drain.changed(), if deadline.is_none() => {
                 if changed.is_err() {
                     // The endpoint is gone.

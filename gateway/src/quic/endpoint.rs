@@ -22,6 +22,7 @@ use super::{
     connection,
     error::QuicError,
     identity::{CertHash, Identity, SELF_SIGNED_ROTATION},
+    per_ip::{PerIp, Slot},
     stream::StreamContext,
 };
 use crate::{auth::CallerVerifier, chat::webtransport_origin_allowed};
@@ -72,6 +73,8 @@ struct Shared {
     allowed_origins: Vec<String>,
     /// Shared with the [`QuicInfo`], for `/readyz`.
     status: Arc<Status>,
+    /// Connections per client address (`gateway.quic.max_connections_per_ip`).
+    per_ip: Arc<PerIp>,
 }
 
 /// Whether the endpoint takes new connections, as `/readyz` reports it.
@@ -143,6 +146,7 @@ impl QuicEndpoint {
             }),
             allowed_origins,
             status: Arc::default(),
+            per_ip: PerIp::new(config.max_connections_per_ip),
         });
         let accept = tokio::spawn(accept_loop(shared.clone()));
         let closer = CloseOnDrop {
@@ -266,7 +270,13 @@ async fn accept_loop(shared: Arc<Shared>) {
                     incoming.refuse();
                     continue;
                 }
-                tokio::spawn(handle(shared.clone(), incoming));
+                let Some(slot) = PerIp::acquire(&shared.per_ip, incoming.remote_address().ip())
+                else {
+                    tracing::debug!(remote = %incoming.remote_address(), "QUIC connection refused: too many from this address");
+                    incoming.refuse();
+                    continue;
+                };
+                tokio::spawn(handle(shared.clone(), incoming, slot));
             }
             _ = rotate.tick(), if self_signed => rotate_certificate(&shared),
         }
@@ -290,7 +300,7 @@ fn rotate_certificate(shared: &Shared) {
 }
 
 /// Completes the handshake and serves the connection by its ALPN.
-async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
+async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming, _slot: Slot) {
     let conn = match incoming.await {
         Ok(conn) => conn,
         Err(error) => {
@@ -319,8 +329,10 @@ async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
     tracing::debug!(connection = %id, raw, remote = %session.remote_address(), "QUIC connection");
     shared.live.send_modify(|n| *n += 1);
     let keep_alive = Duration::from_secs(shared.config.keep_alive_secs);
+    let auth_timeout = Duration::from_secs(shared.config.auth_timeout_secs);
     let drain = shared.drain.subscribe();
-    connection::serve(session, id, shared.ctx.clone(), drain, keep_alive, raw).await;
+    let ctx = shared.ctx.clone();
+    connection::serve(session, id, ctx, drain, keep_alive, auth_timeout, raw).await;
     shared.live.send_modify(|n| *n -= 1);
 }
 

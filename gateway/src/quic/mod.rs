@@ -28,6 +28,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod identity;
+mod per_ip;
 mod stream;
 pub mod stream_core;
 

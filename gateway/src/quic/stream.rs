@@ -16,6 +16,9 @@ use super::{
 };
 use crate::auth::CallerVerifier;
 
+/// Told once a stream of its connection has authenticated and started a request.
+pub(crate) type Authenticated = Arc<tokio::sync::Notify>;
+
 /// What every stream of an endpoint shares.
 pub(crate) struct StreamContext {
     pub(crate) verifier: Arc<dyn CallerVerifier>,
@@ -41,6 +44,8 @@ struct Stream<'a> {
     events: Option<mpsc::Receiver<ServerEvent>>,
     /// Cancels the reply when fired, or when the stream task ends for any reason.
     cancel: Option<DropGuard>,
+    /// The connection's authentication deadline, satisfied by the first request that starts.
+    authenticated: Authenticated,
 }
 
 /// Serves one client-opened bidirectional stream to its end. `draining`: the node takes no
@@ -50,6 +55,7 @@ pub(crate) async fn serve(
     recv: RecvStream,
     ctx: Arc<StreamContext>,
     draining: bool,
+    authenticated: Authenticated,
 ) {
     let mut stream = Stream {
         send,
@@ -59,6 +65,7 @@ pub(crate) async fn serve(
         ctx: &ctx,
         events: None,
         cancel: None,
+        authenticated,
     };
     if draining {
         let step = stream.core.on_draining();
@@ -139,6 +146,8 @@ impl Stream<'_> {
             Step::Continue => Flow::Go,
             Step::Send(event) => self.write(&event).await,
             Step::Start(start) => {
+                // `notify_one` keeps a permit when the connection is not waiting right now.
+                self.authenticated.notify_one();
                 let (tx, rx) = mpsc::channel(self.ctx.event_queue);
                 let cancel = CancellationToken::new();
                 // Runs to its end on its own (a cancelled reply is still stored), so a stream

@@ -133,6 +133,10 @@ pub struct RegistryStats {
     pub malformed_datagrams: u64,
     /// Datagrams no call accepted.
     pub unmatched_datagrams: u64,
+    /// Calls asked whether they accept a STUN check from a new remote address. The check's
+    /// USERNAME names the call's ICE ufrag, so this grows by at most one per such datagram,
+    /// however many calls the node holds.
+    pub calls_asked: u64,
 }
 
 /// Sizes of the registry's per-call tables: all zero once every call has ended.
@@ -142,6 +146,8 @@ pub struct RegistryTables {
     pub calls: usize,
     /// Remote addresses routed to a call.
     pub sources: usize,
+    /// Calls indexed by their local ICE ufrag.
+    pub ufrags: usize,
     /// Armed call timers.
     pub deadlines: usize,
     /// Callers holding at least one call.
@@ -163,6 +169,8 @@ struct Call {
     rtc: Rtc,
     user_id: String,
     remote_ufrag: String,
+    /// The ufrag of our answer: first half of the USERNAME of every STUN check for this call.
+    local_ufrag: String,
     phase: Phase,
     /// The negotiated audio section and Opus payload type (Chromium: 111, aiortc: 96).
     audio: (Mid, Pt),
@@ -185,6 +193,9 @@ pub struct CallRegistry {
     cert: DtlsCert,
     calls: HashMap<CallId, Call>,
     by_source: HashMap<SocketAddr, CallId>,
+    /// Calls by the local ICE ufrag of their answer: a STUN check from a new address finds
+    /// its call in one lookup instead of asking every call.
+    by_ufrag: HashMap<String, CallId>,
     deadlines: BTreeSet<(Instant, CallId)>,
     /// Calls and slot-holding sessions per caller: the one count `max_concurrent_calls`
     /// limits, whatever the transport.
@@ -224,6 +235,7 @@ impl CallRegistry {
             cert,
             calls: HashMap::new(),
             by_source: HashMap::new(),
+            by_ufrag: HashMap::new(),
             deadlines: BTreeSet::new(),
             per_user: HashMap::new(),
             sessions: 0,
@@ -253,6 +265,7 @@ impl CallRegistry {
         RegistryTables {
             calls: self.calls.len(),
             sources: self.by_source.len(),
+            ufrags: self.by_ufrag.len(),
             deadlines: self.deadlines.len(),
             users: self.per_user.len(),
             sessions: self.sessions,
@@ -309,13 +322,21 @@ impl CallRegistry {
             return Err(CreateError::Offer(OfferError::NoOpus));
         };
 
+        let answer = answer.to_sdp_string();
+        let Some(local_ufrag) = answer_ufrag(&answer) else {
+            return Err(CreateError::Negotiation(
+                "the answer carries no ICE ufrag".to_owned(),
+            ));
+        };
         let id = CallId::random();
+        self.by_ufrag.insert(local_ufrag.clone(), id);
         self.calls.insert(
             id,
             Call {
                 rtc,
                 user_id: user_id.to_owned(),
                 remote_ufrag: checked.remote_ufrag,
+                local_ufrag,
                 phase: Phase::Connecting {
                     deadline: now + self.settings.connect_timeout,
                 },
@@ -330,10 +351,7 @@ impl CallRegistry {
         );
         self.drain(id, now);
         *self.per_user.entry(user_id.to_owned()).or_default() += 1;
-        Ok(CreatedCall {
-            id,
-            answer: answer.to_sdp_string(),
-        })
+        Ok(CreatedCall { id, answer })
     }
 
     /// Takes a call slot for a voice session on another transport (a WebSocket session):
@@ -513,23 +531,21 @@ impl CallRegistry {
                 contents,
             },
         );
-        // Fast path: the call this address already talks to. Otherwise ask each call (STUN
-        // is matched by ICE credentials): this happens once per new remote address. A new
-        // address always starts with a STUN check, so anything else from an unknown address
-        // is dropped without the scan (cheap to shrug off a spray of junk).
+        // Fast path: the call this address already talks to. Otherwise a new address must
+        // start with a STUN check, whose USERNAME (`<our ufrag>:<theirs>`) names its call:
+        // one lookup, and that call checks the credentials. Anything else from an unknown
+        // address is dropped, so a spray of junk or stray STUN costs a hash lookup, never a
+        // walk over every call.
         let id = match self.by_source.get(&source) {
             Some(id) if self.calls.get(id).is_some_and(|c| c.rtc.accepts(&input)) => *id,
-            None if !looks_like_stun(data) => {
-                self.stats.unmatched_datagrams += 1;
-                return;
-            }
             _ => {
-                let Some(id) = self
-                    .calls
-                    .iter()
-                    .find(|(_, c)| c.rtc.accepts(&input))
-                    .map(|(id, _)| *id)
-                else {
+                let named = stun_local_ufrag(data)
+                    .and_then(|u| self.by_ufrag.get(u))
+                    .copied();
+                let Some(id) = named.filter(|id| {
+                    self.stats.calls_asked += 1;
+                    self.calls.get(id).is_some_and(|c| c.rtc.accepts(&input))
+                }) else {
                     self.stats.unmatched_datagrams += 1;
                     return;
                 };
@@ -680,6 +696,9 @@ impl CallRegistry {
                 self.by_source.remove(source);
             }
         }
+        if self.by_ufrag.get(&call.local_ufrag) == Some(&id) {
+            self.by_ufrag.remove(&call.local_ufrag);
+        }
         self.release_user(&call.user_id);
         tracing::info!(call = %id, user = %call.user_id, %reason, "call closed");
         self.outputs
@@ -749,6 +768,39 @@ fn looks_like_stun(data: &[u8]) -> bool {
     data.len() >= 20 && data[0] < 2 && data[4..8] == [0x21, 0x12, 0xA4, 0x42]
 }
 
+/// The `a=ice-ufrag:` of an SDP (our answer: every section shares str0m's one ufrag).
+fn answer_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+}
+
+/// The receiver's half of a STUN message's USERNAME (`<receiver ufrag>:<sender ufrag>`, RFC
+/// 8445 7.2.2): for a check sent to us, the ufrag of the call it is meant for. `None` for
+/// anything that is not STUN with a well-formed USERNAME. Reads only; never panics.
+pub(crate) fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
+    /// STUN attribute USERNAME.
+    const USERNAME: u16 = 0x0006;
+    if !looks_like_stun(data) {
+        return None;
+    }
+    let declared = usize::from(u16::from_be_bytes([data[2], data[3]]));
+    let end = data.len().min(20 + declared);
+    let mut pos = 20;
+    while pos + 4 <= end {
+        let kind = u16::from_be_bytes([data[pos], data[pos + 1]]);
+        let len = usize::from(u16::from_be_bytes([data[pos + 2], data[pos + 3]]));
+        let value = data.get(pos + 4..pos + 4 + len)?;
+        if kind == USERNAME {
+            let name = std::str::from_utf8(value).ok()?;
+            return name.split_once(':').map(|(ours, _)| ours);
+        }
+        pos += 4 + len.div_ceil(4) * 4;
+    }
+    None
+}
+
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     let _ = getrandom::fill(&mut b);
@@ -758,6 +810,47 @@ fn random_u32() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A STUN binding request carrying `username` (and a trailing attribute).
+    fn binding_request(username: &[u8]) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+        attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attrs.extend_from_slice(username);
+        attrs.resize(attrs.len().div_ceil(4) * 4, 0);
+        attrs.extend_from_slice(&[0x80, 0x28, 0, 4, 1, 2, 3, 4]); // FINGERPRINT-shaped
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    #[test]
+    fn a_stun_check_names_the_call_it_is_for() {
+        assert_eq!(
+            stun_local_ufrag(&binding_request(b"gW1x:br0wser")),
+            Some("gW1x")
+        );
+        assert_eq!(stun_local_ufrag(&binding_request(b"no-colon")), None);
+        let full = binding_request(b"abcd:efgh");
+        for cut in 0..full.len() {
+            // Cut anywhere: an answer or `None`, never a panic.
+            let _ = stun_local_ufrag(&full[..cut]);
+        }
+        let mut lying = full;
+        lying[22..24].copy_from_slice(&0xFFF0u16.to_be_bytes()); // USERNAME length past the end
+        assert_eq!(stun_local_ufrag(&lying), None);
+        assert_eq!(stun_local_ufrag(b"\x80\x6f junk that is RTP"), None);
+    }
+
+    #[test]
+    fn the_answer_s_ufrag_is_read_from_its_sdp() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:Ab12\r\na=ice-pwd:x\r\n";
+        assert_eq!(answer_ufrag(sdp).as_deref(), Some("Ab12"));
+        assert_eq!(answer_ufrag("v=0\r\n"), None);
+    }
 
     #[test]
     fn sessions_of_other_transports_share_the_callers_and_the_nodes_limits() {

@@ -23,6 +23,12 @@ use crate::provider::{ServedModel, TtsChunk, TtsProvider, TtsRequest, TtsStream}
 /// The provider name of the local espeak-ng voice, in logs and errors.
 pub const LOCAL_TTS_NAME: &str = "local-espeak";
 
+/// Most text handed to libespeak-ng in one call, in bytes. Longer text is split at sentence
+/// (else word, else character) boundaries and spoken piece after piece in one stream: the
+/// engine parses untrusted text in process, so no single call sees more than this, whatever
+/// `tts.local.engine.max_text_bytes` allows.
+pub(crate) const MAX_PIECE_BYTES: usize = 1_000;
+
 /// A short text spoken once at build time to check that the configured voice exists.
 const VOICE_CHECK_TEXT: &str = "ok";
 
@@ -157,9 +163,62 @@ impl Job {
         started: Instant,
         tx: &mpsc::Sender<Result<TtsChunk, PipelineError>>,
     ) -> Result<(), local_voice::Error> {
-        let synth = self.engine.synthesize(&self.text, voice)?;
-        pump(synth, &self.text, started, tx)
+        // Timings are measured from the start of the request's audio, across pieces.
+        let mut offset = std::time::Duration::ZERO;
+        let pieces = split_for_engine(&self.text, MAX_PIECE_BYTES);
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let spoken = self
+                .engine
+                .synthesize(piece, voice)
+                .and_then(|synth| pump(synth, piece, started, &mut offset, tx));
+            match spoken {
+                Ok(()) => {}
+                // Before any audio: the caller may retry with another voice.
+                Err(e) if i == 0 => return Err(e),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(engine_error(e, true)));
+                    return Ok(());
+                }
+            }
+            if tx.is_closed() {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
+}
+
+/// `text` cut into pieces of at most `max` bytes, each ending at a sentence end if one fits,
+/// else at a space, else at a character boundary. Pieces with nothing to pronounce (only
+/// punctuation or spaces) are left out.
+pub(crate) fn split_for_engine(text: &str, max: usize) -> Vec<&str> {
+    let max = max.max(4);
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let cut = if rest.len() <= max {
+            rest.len()
+        } else {
+            let mut limit = max;
+            while !rest.is_char_boundary(limit) {
+                limit -= 1;
+            }
+            let window = &rest[..limit];
+            let sentence = window
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| matches!(c, '.' | '!' | '?' | ';' | '\n'))
+                .map(|(i, c)| i + c.len_utf8());
+            let space = window.rfind(char::is_whitespace).filter(|&i| i > 0);
+            sentence.or(space).unwrap_or(limit)
+        };
+        let (piece, tail) = rest.split_at(cut);
+        if piece.chars().any(char::is_alphanumeric) {
+            pieces.push(piece);
+        }
+        rest = tail;
+    }
+    pieces
 }
 
 /// Drains one synthesis into the channel; returns when it ends or the consumer is gone.
@@ -167,8 +226,10 @@ fn pump(
     synth: SynthStream,
     text: &str,
     started: Instant,
+    offset: &mut std::time::Duration,
     tx: &mpsc::Sender<Result<TtsChunk, PipelineError>>,
 ) -> Result<(), local_voice::Error> {
+    let base = *offset;
     let mut chunker = EspeakChunker::new(text);
     for event in synth {
         let chunk = match event {
@@ -190,7 +251,15 @@ fn pump(
                 return Ok(());
             }
         };
-        let Some(chunk) = chunk else { continue };
+        let Some(mut chunk) = chunk else { continue };
+        // The engine times each piece from its own start.
+        for timing in &mut chunk.timings {
+            timing.start += base;
+            timing.end += base;
+        }
+        *offset += std::time::Duration::from_secs_f64(
+            chunk.sample_count() as f64 / f64::from(chunk.sample_rate.max(1)),
+        );
         if chunker.chunks_out() == 1 {
             tracing::debug!(
                 provider = LOCAL_TTS_NAME,
@@ -224,5 +293,34 @@ fn engine_error(error: local_voice::Error, streamed: bool) -> PipelineError {
             kind: "espeak-ng".into(),
             message: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn long_text_reaches_the_engine_in_bounded_pieces_cut_at_sentences() {
+        let sentence = "The quick brown fox jumps over the lazy dog. ";
+        let text = sentence.repeat(100);
+        let pieces = split_for_engine(&text, MAX_PIECE_BYTES);
+        assert!(pieces.len() > 1);
+        assert!(pieces.iter().all(|p| p.len() <= MAX_PIECE_BYTES));
+        assert!(
+            pieces.iter().all(|p| p.trim_end().ends_with('.')),
+            "{pieces:?}"
+        );
+        assert_eq!(pieces.concat(), text, "nothing lost or repeated");
+    }
+
+    #[test]
+    fn text_without_sentences_or_spaces_is_cut_at_character_boundaries() {
+        let text = "é".repeat(1_500); // 3,000 bytes, no space
+        let pieces = split_for_engine(&text, MAX_PIECE_BYTES);
+        assert!(pieces.iter().all(|p| p.len() <= MAX_PIECE_BYTES));
+        assert_eq!(pieces.concat(), text);
+        assert_eq!(split_for_engine("short", MAX_PIECE_BYTES), ["short"]);
+        assert!(split_for_engine("... !!", 4).is_empty());
     }
 }
