@@ -1,13 +1,13 @@
 //! Accounts and sessions: sign up, sign in, refresh rotation, reuse detection, the session cap,
 //! password change, sign-out, published keys.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, error_code, tokens};
 use control_plane::token::Verifier;
 use reqwest::StatusCode;
 use serde_json::json;
+use test_support::both_engines;
 
 async fn a_new_user_signs_up_and_sees_their_account(backend: Backend) {
     let server = Server::start(backend).await;

@@ -1,11 +1,11 @@
 //! Bad requests get a status and `{error:{code,message}}`, and leave nothing half-written.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, error_code};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use test_support::both_engines;
 
 async fn raw(
     server: &Server,

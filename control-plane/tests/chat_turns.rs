@@ -3,13 +3,13 @@
 //! account's conversation does not exist; moderation, the daily quota and the `chat` rate
 //! limit refuse before anything is stored. Both engines.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, Storage, error_code};
 use control_plane::RateLimitRule;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use test_support::both_engines;
 
 async fn conversation(server: &Server, token: &str, body: Value) -> String {
     let (status, conv) = server.post("/api/conversations", Some(token), body).await;

@@ -1,10 +1,10 @@
 //! Readiness names each dependency and says what is wrong with it.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, Storage};
 use control_plane::{Config, StripeConfig};
+use test_support::both_engines;
 
 async fn readiness_reports_each_dependency(backend: Backend) {
     let server = Server::start(backend).await;

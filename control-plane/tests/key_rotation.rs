@@ -3,7 +3,6 @@
 //! than keep signing with the retired key until their tokens are refused everywhere. Keys are
 //! encrypted at rest when a secret is set.
 
-#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -13,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Backend, Server, Storage};
 use reqwest::StatusCode;
 use sqlx::Row;
+use test_support::both_engines;
 
 /// The key id in a token's header.
 fn kid(token: &str) -> String {

@@ -1,7 +1,6 @@
 //! Sign-in with Google and Discord through the authorization-code flow with PKCE, against the
 //! in-tree mock identity provider.
 
-#[macro_use]
 mod common;
 
 use common::mock_idp::{CLIENT_ID, CLIENT_SECRET, MockIdp, Person};
@@ -10,6 +9,7 @@ use control_plane::{Config, EmailConfig, OAuthProvider};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::json;
+use test_support::both_engines;
 
 const REDIRECT: &str = "http://app.example/oauth/callback";
 

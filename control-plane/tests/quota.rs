@@ -1,13 +1,13 @@
 //! Daily quotas: a gateway reserves voice minutes a chunk at a time and the call is cut when the
 //! grant runs short; retries are idempotent; messages and custom avatars follow the tier.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, error_code};
 use control_plane::tier::Tier;
 use reqwest::StatusCode;
 use serde_json::json;
+use test_support::both_engines;
 
 async fn a_free_voice_call_is_cut_when_its_five_minutes_run_out(backend: Backend) {
     let server = Server::start(backend).await;

@@ -2,13 +2,13 @@
 //! limited answer, `Retry-After` and a JSON error on 429; and two nodes sharing Redis admit
 //! exactly the limit between them.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, Storage, error_code};
 use control_plane::{Config, RateLimitRule};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use test_support::both_engines;
 
 fn rule(name: &str, prefix: &str, limit: u64, window_secs: u64) -> RateLimitRule {
     RateLimitRule {

@@ -1,12 +1,12 @@
 //! Conversations, messages (cursor pagination), companions, usage; and user B never sees
 //! user A's things: every one of them answers 404.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, error_code};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use test_support::both_engines;
 
 async fn a_user_builds_a_companion_and_chats_with_it(backend: Backend) {
     let server = Server::start(backend).await;

@@ -3,13 +3,13 @@
 //! writes racing each other on PostgreSQL (which has no write gate to hide them) take effect
 //! once.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, error_code};
 use control_plane::tier::Tier;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use test_support::both_engines;
 
 /// A conversation of `token`'s account.
 async fn conversation(server: &Server, token: &str) -> String {

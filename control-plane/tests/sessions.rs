@@ -2,13 +2,13 @@
 //! grace still ends it, sessions have an absolute lifetime, token answers are never cached,
 //! and password hashing turns a burst away quickly instead of queueing it without end.
 
-#[macro_use]
 mod common;
 
 use common::{Backend, Server, Storage, error_code, tokens};
 use control_plane::{Argon2Config, Config};
 use reqwest::StatusCode;
 use serde_json::json;
+use test_support::both_engines;
 
 async fn refresh(server: &Server, token: &str) -> (StatusCode, serde_json::Value) {
     server

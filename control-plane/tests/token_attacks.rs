@@ -1,7 +1,6 @@
 //! Forged and altered access tokens are refused with 401: `alg: none`, HS256 signed with the
 //! public key, a wrong audience, an expired token, a tampered payload, an unknown key.
 
-#[macro_use]
 mod common;
 
 use aws_lc_rs::hmac;
@@ -12,6 +11,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
+use test_support::both_engines;
 
 /// The server's own signing key, read from its database, to make tokens that are validly
 /// signed but wrong in one other way.
