@@ -13,15 +13,11 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, time::Duration};
 
 use axum::{Router, response::Html, routing::get};
 use gateway::{CloseReason, Config};
-use serde_json::Value;
+use test_support::browser;
 
 const IN_NETNS: &str = "GATEWAY_BROWSER_TEST_IN_NETNS";
 const INNER: &str = "browser_call_inside_the_namespace";
@@ -32,78 +28,18 @@ fn manifest_dir() -> PathBuf {
 
 #[test]
 fn a_browser_calls_talks_hears_the_gateway_chats_and_hangs_up() {
-    let js = manifest_dir().join("tests/browser");
-    for (what, ok, fix) in [
-        (
-            "chromium",
-            Path::new("/usr/bin/chromium").exists(),
-            "apt-get install chromium",
-        ),
-        (
-            "playwright-core",
-            js.join("node_modules/playwright-core").exists(),
-            "npm ci in gateway/tests/browser",
-        ),
-    ] {
-        assert!(
-            ok,
-            "the browser test needs {what}: run scripts/bootstrap --test ({fix})"
-        );
-    }
-    let started = Instant::now();
-    let out = Command::new("unshare")
-        .args(["--net", "--map-root-user", "--"])
-        .arg(std::env::current_exe().expect("test binary path"))
-        .args([
-            "--exact",
-            INNER,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(IN_NETNS, "1")
-        .output()
-        .expect("run unshare (util-linux)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "the call inside the namespace failed ({:?}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    // Show the measurements in the test log.
-    for line in stdout.lines() {
-        if let Some(at) = line.find("browser-call:") {
-            println!("{}", &line[at..]);
-        }
-    }
-    println!("browser-call: whole test {:?}", started.elapsed());
+    browser::require_chromium("the browser test", &manifest_dir().join("tests/browser"));
+    browser::rerun_in_namespace(INNER, IN_NETNS, "browser-call:");
 }
 
 /// Runs inside the namespace (started by the test above); a no-op anywhere else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by a_browser_calls_talks_hears_the_gateway_chats_and_hangs_up in a network namespace"]
 async fn browser_call_inside_the_namespace() {
-    if std::env::var_os(IN_NETNS).is_none() {
+    if !browser::in_namespace(IN_NETNS) {
         return;
     }
-    for args in [
-        &["link", "set", "lo", "up"][..],
-        // A veth pair (dummy links need a kernel module containers often lack).
-        &["link", "add", "gw0", "type", "veth", "peer", "name", "gw1"],
-        &["addr", "add", "10.99.0.1/24", "dev", "gw0"],
-        &["addr", "add", "10.99.0.2/24", "dev", "gw1"],
-        &["link", "set", "gw0", "up"],
-        &["link", "set", "gw1", "up"],
-        // Chromium looks for a default route to pick its addresses; this one leads nowhere.
-        &["route", "add", "default", "dev", "gw0"],
-    ] {
-        let status = Command::new("ip")
-            .args(args)
-            .status()
-            .expect("run ip (iproute2)");
-        assert!(status.success(), "ip {args:?} failed");
-    }
+    browser::set_up_namespace_links();
 
     let config = Config {
         udp_listen: vec!["10.99.0.1:0".parse().unwrap()],
@@ -130,27 +66,15 @@ async fn browser_call_inside_the_namespace() {
     });
 
     let wav = manifest_dir().join("testdata/hello.48k.wav");
-    let node = tokio::process::Command::new("node")
-        .arg(manifest_dir().join("tests/browser/call.mjs"))
+    let mut node = tokio::process::Command::new("node");
+    node.arg(manifest_dir().join("tests/browser/call.mjs"))
         .args([
             url.as_str(),
             wav.to_str().unwrap(),
             "dev:browser-user",
             "3000",
-        ])
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), node)
-        .await
-        .expect("the browser finishes within 60 s")
-        .expect("run node");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "node failed:\n{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad report ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
+        ]);
+    let (report, _) = browser::node_report(&mut node, Duration::from_secs(60)).await;
     println!(
         "browser-call: browser heard {} packets, {} bytes, peak RMS {} over {}",
         report["inbound"]["packetsReceived"],

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Peer, STEP, decoded_rms, tone_frames};
+use common::{RecordingPeer, STEP, decoded_rms, tone_frames};
 use gateway::{CallEvent, CallId, CallRegistry, CloseReason, RegistryOutput, RegistrySettings};
 
 const GATEWAY: &str = "10.99.0.1:3478";
@@ -27,7 +27,7 @@ fn settings() -> RegistrySettings {
 /// Moves every pending datagram both ways until nothing is in flight; returns gateway events.
 fn exchange(
     now: Instant,
-    peer: &mut Peer,
+    peer: &mut RecordingPeer,
     registry: &mut CallRegistry,
     events: &mut Vec<(CallId, CallEvent)>,
 ) {
@@ -36,7 +36,7 @@ fn exchange(
         let mut moved = false;
         for t in std::mem::take(&mut peer.outbox) {
             assert_eq!(t.destination, gateway);
-            registry.handle_datagram(now, 0, peer.addr, &t.contents);
+            registry.handle_datagram(now, 0, peer.addr(), &t.contents);
             moved = true;
         }
         while let Some(out) = registry.poll_output() {
@@ -46,7 +46,7 @@ fn exchange(
                     destination,
                     contents,
                 } => {
-                    assert_eq!((socket, destination), (0, peer.addr));
+                    assert_eq!((socket, destination), (0, peer.addr()));
                     peer.receive(now, gateway, &contents);
                     moved = true;
                 }
@@ -63,7 +63,7 @@ fn exchange(
 fn run_for(
     now: &mut Instant,
     d: Duration,
-    peer: &mut Peer,
+    peer: &mut RecordingPeer,
     registry: &mut CallRegistry,
     events: &mut Vec<(CallId, CallEvent)>,
 ) {
@@ -80,7 +80,7 @@ fn run_for(
 fn a_caller_talks_hears_a_tone_chats_and_hangs_up() {
     let mut now = Instant::now();
     let mut registry = CallRegistry::new(settings(), vec![GATEWAY.parse().unwrap()]);
-    let (mut peer, offer, pending) = Peer::offer(now, BROWSER.parse().unwrap());
+    let (mut peer, offer, pending) = RecordingPeer::offer(now, BROWSER.parse().unwrap());
 
     // Signaling: the offer is answered and the answer names the gateway's host candidate.
     let created = registry
@@ -222,13 +222,13 @@ fn a_caller_talks_hears_a_tone_chats_and_hangs_up() {
 fn a_call_that_never_connects_is_dropped_after_the_connect_timeout() {
     let now = Instant::now();
     let mut registry = CallRegistry::new(settings(), vec![GATEWAY.parse().unwrap()]);
-    let (_peer, offer, _pending) = Peer::offer(now, BROWSER.parse().unwrap());
+    let (_peer, offer, _pending) = RecordingPeer::offer(now, BROWSER.parse().unwrap());
     let created = registry
         .create_call(now, "bob", 1, &offer)
         .expect("answered");
 
     // Bob's second call is over his limit of one.
-    let (_peer2, offer2, _) = Peer::offer(now, "10.99.0.3:50000".parse().unwrap());
+    let (_peer2, offer2, _) = RecordingPeer::offer(now, "10.99.0.3:50000".parse().unwrap());
     assert!(registry.create_call(now, "bob", 1, &offer2).is_err());
 
     let deadline = registry.poll_timeout().expect("a timer is armed");
@@ -259,7 +259,7 @@ fn a_call_that_never_connects_is_dropped_after_the_connect_timeout() {
 fn a_caller_whose_certificate_does_not_match_the_offer_fingerprint_is_refused() {
     let mut now = Instant::now();
     let mut registry = CallRegistry::new(settings(), vec![GATEWAY.parse().unwrap()]);
-    let (mut peer, offer, pending) = Peer::offer(now, BROWSER.parse().unwrap());
+    let (mut peer, offer, pending) = RecordingPeer::offer(now, BROWSER.parse().unwrap());
 
     // Someone on the signaling path swaps the fingerprint (one hex digit is enough).
     let line = offer
@@ -331,7 +331,7 @@ fn chromiums_offer_is_answered_with_opus_111_and_the_events_channel() {
 fn a_caller_who_vanishes_without_hanging_up_is_dropped() {
     let mut now = Instant::now();
     let mut registry = CallRegistry::new(settings(), vec![GATEWAY.parse().unwrap()]);
-    let (mut peer, offer, pending) = Peer::offer(now, BROWSER.parse().unwrap());
+    let (mut peer, offer, pending) = RecordingPeer::offer(now, BROWSER.parse().unwrap());
     let created = registry
         .create_call(now, "alice", 1, &offer)
         .expect("answered");
@@ -371,7 +371,7 @@ fn a_caller_who_vanishes_without_hanging_up_is_dropped() {
 fn junk_from_unknown_addresses_is_dropped_without_disturbing_calls() {
     let now = Instant::now();
     let mut registry = CallRegistry::new(settings(), vec![GATEWAY.parse().unwrap()]);
-    let (_peer, offer, _) = Peer::offer(now, BROWSER.parse().unwrap());
+    let (_peer, offer, _) = RecordingPeer::offer(now, BROWSER.parse().unwrap());
     registry
         .create_call(now, "alice", 1, &offer)
         .expect("answered");
@@ -431,7 +431,7 @@ fn stray_stun_from_unknown_addresses_costs_one_lookup_however_many_calls_there_a
     let mut ufrags = Vec::new();
     for i in 0..150u16 {
         let browser = SocketAddr::from(([10, 99, 1, (i % 250) as u8], 40_000 + i));
-        let (_peer, offer, _) = Peer::offer(now, browser);
+        let (_peer, offer, _) = RecordingPeer::offer(now, browser);
         let created = registry
             .create_call(now, &format!("user{i}"), 1, &offer)
             .expect("answered");

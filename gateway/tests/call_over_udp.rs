@@ -14,7 +14,7 @@ use std::{
 };
 
 use common::{
-    Peer,
+    RecordingPeer,
     server::{TestVerifier, serve},
     tone_frames,
 };
@@ -23,7 +23,7 @@ use reqwest::{Client, StatusCode, header};
 use tokio::net::UdpSocket;
 
 /// Runs the peer on `socket` for `d` (str0m paces its sends, so it needs time to pass).
-async fn run_peer_for(peer: &mut Peer, socket: &UdpSocket, d: Duration) {
+async fn run_peer_for(peer: &mut RecordingPeer, socket: &UdpSocket, d: Duration) {
     let end = Instant::now() + d;
     run_peer(peer, socket, d + Duration::from_secs(1), |_| {
         Instant::now() >= end
@@ -33,10 +33,10 @@ async fn run_peer_for(peer: &mut Peer, socket: &UdpSocket, d: Duration) {
 
 /// Runs the peer on `socket` until `done` says so; panics after `limit`.
 async fn run_peer(
-    peer: &mut Peer,
+    peer: &mut RecordingPeer,
     socket: &UdpSocket,
     limit: Duration,
-    mut done: impl FnMut(&Peer) -> bool,
+    mut done: impl FnMut(&RecordingPeer) -> bool,
 ) {
     let end = Instant::now() + limit;
     let mut buf = vec![0u8; 2048];
@@ -73,7 +73,7 @@ async fn a_peer_talks_over_udp_and_the_session_hangs_up() {
     let mut s = serve(config, Some(Arc::new(TestVerifier))).await;
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = socket.local_addr().unwrap();
-    let (mut peer, offer, pending) = Peer::offer(Instant::now(), addr);
+    let (mut peer, offer, pending) = RecordingPeer::offer(Instant::now(), addr);
 
     let posted = Instant::now();
     let res = Client::new()

@@ -10,9 +10,7 @@ use std::time::Duration;
 use chat_ws_support::{Options, Service, send, send_message};
 use futures_util::StreamExt as _;
 use gateway::ChatConfig;
-use tokio_tungstenite::tungstenite::{
-    Message, client::IntoClientRequest, http::HeaderValue, protocol::frame::coding::CloseCode,
-};
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_and_the_replies_are_stored_as_written() {
@@ -35,16 +33,7 @@ async fn a_client_that_stops_reading_is_closed_and_the_replies_are_stored_as_wri
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(2048).unwrap();
     let stream = socket.connect(service.gateway_addr).await.unwrap();
-    let mut request = service.ws_url.as_str().into_client_request().unwrap();
-    let h = request.headers_mut();
-    h.insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static("companion.v1"),
-    );
-    h.insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
+    let request = test_support::ws::request(&service.ws_url, &token);
     let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
     let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
         .await

@@ -72,7 +72,7 @@ async fn one_call(node: &VoiceNode, http: &Client, i: usize) {
                 .await;
         }
         HangUp::Browser => {
-            caller.peer.rtc.close().expect("close");
+            caller.peer.rtc_mut().close().expect("close");
             caller.peer.drain();
             // Sends the close_notify; the node notices on its own.
             caller.run_for(Duration::from_millis(20)).await;

@@ -20,7 +20,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{Peer, tone_frames};
+use common::{RecordingPeer, tone_frames};
 use gateway::{AuthError, CallHandle, Caller, CallerVerifier, Config, Gateway};
 use reqwest::{Client, StatusCode, header};
 use tokio::net::UdpSocket;
@@ -87,7 +87,8 @@ async fn session(call: CallHandle) {
 /// One peer: connects, then sends a frame every 20 ms and takes whatever arrives.
 async fn peer(url: String, token: &'static str, stop: Instant) -> usize {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let (mut peer, offer, pending) = Peer::offer(Instant::now(), socket.local_addr().unwrap());
+    let (mut peer, offer, pending) =
+        RecordingPeer::offer(Instant::now(), socket.local_addr().unwrap());
     let res = Client::new()
         .post(format!("{url}/v1/calls"))
         .bearer_auth(token)

@@ -6,7 +6,7 @@ mod common;
 use std::{sync::Arc, time::Instant};
 
 use common::{
-    Peer,
+    RecordingPeer,
     server::{TestServer, TestVerifier, serve},
 };
 use gateway::{Config, IceServer};
@@ -41,7 +41,7 @@ async fn server() -> TestServer {
 }
 
 fn offer() -> String {
-    Peer::offer(Instant::now(), "10.99.0.2:50000".parse().unwrap()).1
+    RecordingPeer::offer(Instant::now(), "10.99.0.2:50000".parse().unwrap()).1
 }
 
 async fn post(s: &TestServer, token: Option<&str>, content_type: &str, body: String) -> Response {

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Peer, server::TestVerifier, voice::microphone};
+use common::{RecordingPeer, server::TestVerifier, voice::microphone};
 use gateway::{Config, Gateway, VoiceConfig, VoiceSessionFactory};
 use media::{RuntimePaths, SileroModel};
 use pipeline::mock::{MockConfig, MockServer};
@@ -29,7 +29,7 @@ use tokio::net::UdpSocket;
 const QUESTION: &str = "hello what is the weather like today";
 
 /// Moves the peer's packets for `d` (str0m paces its sends, so it needs time to pass).
-async fn run_peer_for(peer: &mut Peer, socket: &UdpSocket, d: Duration) {
+async fn run_peer_for(peer: &mut RecordingPeer, socket: &UdpSocket, d: Duration) {
     let end = Instant::now() + d;
     let mut buf = [0u8; 2048];
     loop {
@@ -52,7 +52,7 @@ async fn run_peer_for(peer: &mut Peer, socket: &UdpSocket, d: Duration) {
     }
 }
 
-fn events(peer: &Peer) -> Vec<ServerEvent> {
+fn events(peer: &RecordingPeer) -> Vec<ServerEvent> {
     peer.seen
         .messages
         .iter()
@@ -115,7 +115,7 @@ async fn a_caller_says_hello_and_hears_the_companion_answer() {
     // The browser calls.
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = socket.local_addr().unwrap();
-    let (mut peer, offer, pending) = Peer::offer(Instant::now(), addr);
+    let (mut peer, offer, pending) = RecordingPeer::offer(Instant::now(), addr);
     let res = Client::new()
         .post(format!("{url}/v1/calls"))
         .bearer_auth("alice-token")

@@ -17,7 +17,6 @@ mod common;
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use common::test_control_plane::{self, serve};
 use common::voice::{dial, events};
 use control_plane::ControlPlane;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -27,13 +26,9 @@ use pipeline::mock::{MockConfig, MockServer};
 use protocol::{ServerEvent, control::ErrorCode, voice::EndReason};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
-};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use test_support::control_plane::{Backend, SERVICE_TOKEN, Storage, serve, service_token};
+use test_support::ws::{self, Ws};
+use tokio_tungstenite::tungstenite::Message;
 
 /// A free account's daily voice seconds (5 minutes).
 const FREE_VOICE_SECS: u64 = 300;
@@ -58,7 +53,9 @@ impl Node {
     /// A node whose access tokens live `access_ttl_secs` (the control plane's default if
     /// `None`).
     async fn start_with_token_ttl(postgres: bool, access_ttl_secs: Option<u64>) -> Self {
-        let mut config = test_control_plane::config("cp_voice_quota", postgres).await;
+        let mut config = Storage::fresh(Backend::postgres_if(postgres))
+            .await
+            .config();
         if let Some(ttl) = access_ttl_secs {
             config.access_token_ttl_secs = ttl;
         }
@@ -107,10 +104,7 @@ impl Node {
             .http
             .post(format!("{}{path}", self.cp_url))
             .bearer_auth(token)
-            .header(
-                control_plane::SERVICE_TOKEN_HEADER,
-                test_control_plane::SERVICE_TOKEN,
-            )
+            .header(control_plane::SERVICE_TOKEN_HEADER, SERVICE_TOKEN)
             .json(&body)
             .send()
             .await
@@ -183,7 +177,7 @@ async fn voice_gateway(
 ) -> String {
     let gateway = Gateway::new(Config {
         control_plane_url: cp_url.to_owned(),
-        control_plane_service_token: test_control_plane::service_token(),
+        control_plane_service_token: service_token(),
         udp_listen: vec!["127.0.0.1:0".parse().unwrap()],
         ..Config::default()
     })
@@ -193,24 +187,9 @@ async fn voice_gateway(
     format!("http://{}", serve(gateway.router()).await)
 }
 
+/// A chat WebSocket to the gateway at `url`, past its `hello`.
 async fn connect(url: &str, token: &str) -> Ws {
-    let url = format!("{}/v1/chat/ws", url.replacen("http", "ws", 1));
-    let mut request = url.into_client_request().unwrap();
-    let h = request.headers_mut();
-    h.insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static("companion.v1"),
-    );
-    h.insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("the WebSocket opens");
-    let hello = next_event(&mut ws, Duration::from_secs(5)).await;
-    assert_eq!(hello.type_name(), "hello");
-    ws
+    ws::connect_past_hello(&ws::chat_url(url), token, Duration::from_secs(5)).await
 }
 
 async fn start_session(ws: &mut Ws) {

@@ -27,13 +27,8 @@ use protocol::{
     voice::{AudioCodec, AudioFormat, EndReason},
 };
 use serde_json::json;
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
-};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use test_support::ws::{self, Ws};
+use tokio_tungstenite::tungstenite::Message;
 
 const TWO_TURNS: &[u8] = include_bytes!("../../media/testdata/call-two-turns.48k.wav");
 
@@ -71,20 +66,7 @@ struct Client {
 
 impl Client {
     async fn connect(node: &VoiceNode, token: &str) -> Self {
-        let url = format!("{}/v1/chat/ws", node.url.replacen("http", "ws", 1));
-        let mut request = url.into_client_request().unwrap();
-        let h = request.headers_mut();
-        h.insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static("companion.v1"),
-        );
-        h.insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("the WebSocket opens");
+        let (ws, _) = ws::connect(&ws::chat_url(&node.url), token).await;
         let mut client = Self {
             ws,
             events: Vec::new(),

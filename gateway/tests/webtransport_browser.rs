@@ -14,15 +14,13 @@
 
 mod quic_support;
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use axum::{Router, response::Html, routing::get};
 use pipeline::mock::MockConfig;
 use quic_support::service::Service;
 use serde_json::Value;
+use test_support::browser;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,23 +42,7 @@ fn events(frames: &Value) -> Vec<(u64, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_streams_a_reply_over_webtransport() {
     let js = manifest_dir().join("tests/webtransport");
-    for (what, ok, fix) in [
-        (
-            "chromium",
-            Path::new("/usr/bin/chromium").exists(),
-            "apt-get install chromium",
-        ),
-        (
-            "playwright-core",
-            js.join("node_modules/playwright-core").exists(),
-            "npm ci in gateway/tests/webtransport",
-        ),
-    ] {
-        assert!(
-            ok,
-            "the WebTransport browser test needs {what}: run scripts/bootstrap --test ({fix})"
-        );
-    }
+    browser::require_chromium("the WebTransport browser test", &js);
 
     let page = Router::new().route(
         "/wt.html",
@@ -77,23 +59,10 @@ async fn a_browser_streams_a_reply_over_webtransport() {
     // `localhost` is a secure context, which WebTransport requires.
     let url = format!("http://localhost:{}/wt.html", service.http.port());
 
-    let node = tokio::process::Command::new("node")
-        .arg(js.join("wt.mjs"))
-        .args([url.as_str(), token.as_str(), conversation.as_str()])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), node)
-        .await
-        .expect("the browser finishes within 60 s")
-        .expect("run node");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "node failed:\n{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad report ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
+    let mut node = tokio::process::Command::new("node");
+    node.arg(js.join("wt.mjs"))
+        .args([url.as_str(), token.as_str(), conversation.as_str()]);
+    let (report, _) = browser::node_report(&mut node, Duration::from_secs(60)).await;
 
     let port = service.quic.local_addr().port();
     assert_eq!(

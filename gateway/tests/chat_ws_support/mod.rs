@@ -3,9 +3,6 @@
 //! a WebSocket client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-#[path = "../common/test_control_plane.rs"]
-mod test_control_plane;
-
 use std::{
     net::SocketAddr,
     sync::{
@@ -20,17 +17,17 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use gateway::{AuthError, Caller, CallerVerifier, ChatConfig, Gateway, JwksVerifier};
 use pipeline::mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{
-        Message,
-        client::IntoClientRequest,
-        http::{HeaderValue, Response},
-    },
+use test_support::{
+    control_plane::{Backend, Storage, service_token},
+    ws,
+};
+use tokio_tungstenite::tungstenite::{
+    Message,
+    client::IntoClientRequest,
+    http::{HeaderValue, Response},
 };
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub use test_support::ws::Ws;
 
 /// What a test changes from the defaults.
 pub struct Options {
@@ -104,7 +101,9 @@ async fn serve(app: axum::Router, send_buffer: Option<u32>) -> SocketAddr {
 
 impl Service {
     pub async fn start(options: Options) -> Self {
-        let mut config = test_control_plane::config("cp_chat", options.postgres).await;
+        let mut config = Storage::fresh(Backend::postgres_if(options.postgres))
+            .await
+            .config();
         if let Some(limit) = options.chat_limit {
             config.rate_limits.push(RateLimitRule {
                 name: "chat".to_owned(),
@@ -139,7 +138,7 @@ impl Service {
         });
         let gateway_config = gateway::Config {
             control_plane_url: cp_url.clone(),
-            control_plane_service_token: test_control_plane::service_token(),
+            control_plane_service_token: service_token(),
             chat: options.chat,
             ..gateway::Config::default()
         };
@@ -220,22 +219,9 @@ impl Service {
 
     /// Opens a chat connection with `Authorization: Bearer` and reads `hello`.
     pub async fn connect(&self, token: &str) -> Ws {
-        let mut request = self.ws_url.as_str().into_client_request().unwrap();
-        let h = request.headers_mut();
-        h.insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static("companion.v1"),
-        );
-        h.insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-        );
-        let (mut ws, response) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("chat connection opens");
+        let (mut ws, response) = ws::connect(&self.ws_url, token).await;
         assert_eq!(response.headers()["sec-websocket-protocol"], "companion.v1");
-        let hello = next_event(&mut ws).await;
-        assert_eq!(hello["type"], "hello", "{hello}");
+        ws::hello(&mut ws, Duration::from_secs(10)).await;
         ws
     }
 

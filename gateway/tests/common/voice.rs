@@ -19,7 +19,7 @@ use protocol::ServerEvent;
 use reqwest::{Client, StatusCode, header};
 use tokio::net::UdpSocket;
 
-use super::{Peer, server::TestVerifier};
+use super::{RecordingPeer, server::TestVerifier};
 
 /// The test tokens of [`TestVerifier`], plus `load:<user>` tokens that may hold 10,000 calls
 /// (for many calls at once).
@@ -85,7 +85,7 @@ pub async fn voice_node(config: Config, transcript: &str) -> VoiceNode {
 
 /// A caller on its own UDP socket.
 pub struct Caller {
-    pub peer: Peer,
+    pub peer: RecordingPeer,
     pub socket: UdpSocket,
     /// `/v1/calls/{id}`.
     pub location: String,
@@ -98,7 +98,7 @@ pub async fn dial(
 ) -> Result<Caller, (StatusCode, header::HeaderMap, String)> {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = socket.local_addr().unwrap();
-    let (mut peer, offer, pending) = Peer::offer(Instant::now(), addr);
+    let (mut peer, offer, pending) = RecordingPeer::offer(Instant::now(), addr);
     let res = Client::new()
         .post(format!("{url}/v1/calls"))
         .bearer_auth(token)
@@ -123,7 +123,11 @@ pub async fn dial(
 
 impl Caller {
     /// Moves the peer's packets until `done` says so; panics after `limit`.
-    pub async fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Peer) -> bool) {
+    pub async fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&RecordingPeer) -> bool,
+    ) {
         let end = Instant::now() + limit;
         while !done(&self.peer) {
             assert!(
@@ -181,7 +185,7 @@ impl Caller {
 }
 
 /// Every event the peer received, decoded.
-pub fn events(peer: &Peer) -> Vec<ServerEvent> {
+pub fn events(peer: &RecordingPeer) -> Vec<ServerEvent> {
     peer.seen
         .messages
         .iter()

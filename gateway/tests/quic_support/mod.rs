@@ -4,8 +4,6 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod service;
-#[path = "../common/test_control_plane.rs"]
-mod test_control_plane;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

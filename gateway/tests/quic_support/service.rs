@@ -9,7 +9,7 @@ use gateway::{Gateway, JwksVerifier, quic::QuicEndpoint};
 use pipeline::mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
 
-use super::test_control_plane::{self, serve};
+use test_support::control_plane::{Backend, Storage, serve, service_token};
 
 pub struct Service {
     pub cp: ControlPlane,
@@ -25,7 +25,7 @@ pub struct Service {
 impl Service {
     /// Starts everything; `extra` routes are served by the gateway's HTTP listener too.
     pub async fn start(mock: MockConfig, extra: axum::Router) -> Self {
-        let config = test_control_plane::config("cp_quic", false).await;
+        let config = Storage::fresh(Backend::Sqlite).await.config();
         let cp = ControlPlane::start(config)
             .await
             .expect("control plane starts");
@@ -45,7 +45,7 @@ impl Service {
         verifier.install(cp.verifier().await.expect("keys"));
         let config = gateway::Config {
             control_plane_url: cp_url.clone(),
-            control_plane_service_token: test_control_plane::service_token(),
+            control_plane_service_token: service_token(),
             ..gateway::Config::default()
         };
         let gateway = Gateway::new(config)
