@@ -18,8 +18,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::{
-    path::{Path, PathBuf},
-    process::Command,
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -29,6 +28,7 @@ use std::{
 
 use pipeline::mock::{MockConfig, MockServer, reply_for};
 use serde_json::Value;
+use test_support::browser;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -71,51 +71,11 @@ fn artefacts_dir() -> PathBuf {
 /// Re-runs `inner` (an ignored test of this binary) inside a fresh network namespace and
 /// passes its log through.
 fn in_namespace(inner: &str) {
-    let js = manifest_dir().join("tests/browser");
-    for (what, ok, fix) in [
-        (
-            "chromium",
-            Path::new("/usr/bin/chromium").exists(),
-            "apt-get install chromium",
-        ),
-        (
-            "playwright-core",
-            js.join("node_modules/playwright-core").exists(),
-            "npm ci in companion/tests/browser",
-        ),
-    ] {
-        assert!(
-            ok,
-            "the demo browser test needs {what}: run scripts/bootstrap --test ({fix})"
-        );
-    }
-    let started = Instant::now();
-    let out = Command::new("unshare")
-        .args(["--net", "--map-root-user", "--"])
-        .arg(std::env::current_exe().expect("test binary path"))
-        .args([
-            "--exact",
-            inner,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(IN_NETNS, "1")
-        .output()
-        .expect("run unshare (util-linux)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "the browser run inside the namespace failed ({:?}):\n{stdout}\n{stderr}",
-        out.status
+    browser::require_chromium(
+        "the demo browser test",
+        &manifest_dir().join("tests/browser"),
     );
-    for line in stdout.lines() {
-        if let Some(at) = line.find("demo-page:") {
-            println!("{}", &line[at..]);
-        }
-    }
-    println!("demo-page: whole test {:?}", started.elapsed());
+    browser::rerun_in_namespace(inner, IN_NETNS, "demo-page:");
 }
 
 #[test]
@@ -132,7 +92,7 @@ fn talking_over_the_companion_shows_its_answer_cut_to_what_was_heard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by a_person_signs_up_calls_and_sees_two_turns_answered_by_a_moving_face in a network namespace"]
 async fn two_turns_inside_the_namespace() {
-    if std::env::var_os(IN_NETNS).is_none() {
+    if !browser::in_namespace(IN_NETNS) {
         return;
     }
     let report = demo_call(
@@ -196,7 +156,7 @@ async fn two_turns_inside_the_namespace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by talking_over_the_companion_shows_its_answer_cut_to_what_was_heard in a network namespace"]
 async fn barge_in_inside_the_namespace() {
-    if std::env::var_os(IN_NETNS).is_none() {
+    if !browser::in_namespace(IN_NETNS) {
         return;
     }
     let report = demo_call(
@@ -240,7 +200,7 @@ async fn barge_in_inside_the_namespace() {
 /// Runs the whole service with mock providers and drives the page through one call; returns
 /// the page's report after checking it went through without errors.
 async fn demo_call(wav: &str, transcripts: &[&str], scenario: &str, screenshot: &str) -> Value {
-    set_up_namespace_links();
+    browser::set_up_namespace_links();
     let started = Instant::now();
 
     let mock = MockServer::start(MockConfig::default())
@@ -373,50 +333,15 @@ async fn browse(
         .join(wav)
         .canonicalize()
         .expect("recording present");
-    let node = tokio::process::Command::new("node")
-        .arg(manifest_dir().join("tests/browser/demo.mjs"))
+    let mut node = tokio::process::Command::new("node");
+    node.arg(manifest_dir().join("tests/browser/demo.mjs"))
         .args([
             page_url.as_str(),
             data.to_str().expect("a UTF-8 path"),
             scenario,
             shot.to_str().expect("a UTF-8 path"),
-        ])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(55), node)
-        .await
-        .expect("the browser finishes within 55 s")
-        .expect("run node");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "node failed:\n{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad report ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (report, stderr)
-}
-
-/// Loopback up and a veth pair at 10.99.0.1/.2 with a default route, so Chromium gathers a
-/// host candidate the gateway can reach and nothing leaves the namespace.
-fn set_up_namespace_links() {
-    for args in [
-        &["link", "set", "lo", "up"][..],
-        // A veth pair (dummy links need a kernel module containers often lack).
-        &["link", "add", "gw0", "type", "veth", "peer", "name", "gw1"],
-        &["addr", "add", "10.99.0.1/24", "dev", "gw0"],
-        &["addr", "add", "10.99.0.2/24", "dev", "gw1"],
-        &["link", "set", "gw0", "up"],
-        &["link", "set", "gw1", "up"],
-        &["route", "add", "default", "dev", "gw0"],
-    ] {
-        let status = Command::new("ip")
-            .args(args)
-            .status()
-            .expect("run ip (iproute2)");
-        assert!(status.success(), "ip {args:?} failed");
-    }
+        ]);
+    browser::node_report(&mut node, Duration::from_secs(55)).await
 }
 
 /// A relay in front of the mock's Deepgram endpoint: the n-th `GET /v1/listen` (one per turn)

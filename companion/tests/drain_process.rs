@@ -3,10 +3,11 @@
 //! has passed and the call is closed.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
+
+use test_support::process::{self, signup, sigterm};
 
 /// A browser's offer (Chromium 156: Opus audio and the `events` data channel).
 const OFFER: &str = include_str!("../../gateway/testdata/chromium-156-offer.sdp");
@@ -14,57 +15,15 @@ const DRAIN_SECS: u64 = 3;
 
 /// Starts the service on a free port with a short drain; returns it with its URL.
 fn start() -> (Child, String) {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("companion-drain-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let deps = std::env::var_os("COMPANION_DEPS_DIR")
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps").into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_companion"))
-        .args(["--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env("COMPANION_DEPS_DIR", deps)
-        .env_remove("COMPANION_CONFIG")
-        .env("RUST_LOG", "warn")
-        .env(
-            "COMPANION__GATEWAY__DRAIN_DEADLINE_SECS",
-            DRAIN_SECS.to_string(),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn companion");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read first line");
-    let url = line
-        .split_whitespace()
-        .last()
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
-    (child, url)
-}
-
-async fn signup(url: &str, email: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{url}/api/auth/signup"))
-        .json(&serde_json::json!({
-            "email": email, "password": "correct horse battery",
-            "birth_year": 1990, "consent_terms": true
-        }))
-        .send()
-        .await
-        .expect("POST /api/auth/signup");
-    assert_eq!(response.status(), 201);
-    let body: serde_json::Value = response.json().await.expect("JSON body");
-    body["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned()
+    process::spawn(
+        process::command(env!("CARGO_BIN_EXE_companion"), "drain")
+            .args(["--listen", "127.0.0.1:0"])
+            .env(
+                "COMPANION__GATEWAY__DRAIN_DEADLINE_SECS",
+                DRAIN_SECS.to_string(),
+            )
+            .stderr(Stdio::null()),
+    )
 }
 
 async fn offer(url: &str, token: &str) -> reqwest::Response {
@@ -87,11 +46,7 @@ async fn sigterm_with_a_live_call_drains_before_exiting() {
     let answered = offer(&url, &token).await;
     assert_eq!(answered.status(), 201);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    sigterm(&child);
     let terminated = Instant::now();
 
     // HTTP still serves while the node drains: not ready, and no new calls.
@@ -120,16 +75,7 @@ async fn sigterm_with_a_live_call_drains_before_exiting() {
     assert!(saw_draining, "the node never reported draining");
 
     // It exits by itself once the deadline has passed, not before.
-    let exited = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            terminated.elapsed() < Duration::from_secs(60),
-            "the process did not exit after its drain"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exited = process::wait_with_deadline(&mut child, Duration::from_secs(60));
     assert!(exited.success(), "exit status {exited}");
     assert!(
         terminated.elapsed() >= Duration::from_secs(DRAIN_SECS),

@@ -2,30 +2,14 @@
 //! cleanly on SIGTERM, and refuse a bad configuration with a message naming the key.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
+use test_support::process::{self, signup, sigterm, wait_with_deadline};
+
 fn companion() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_companion"));
-    // Each process runs in a scratch folder of its own, so its embedded SQLite file lands
-    // there, not in the repo nor beside another test's.
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("companion-process-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    // The gateway's voice needs the Silero model and ONNX runtime scripts/bootstrap links.
-    let deps = std::env::var_os("COMPANION_DEPS_DIR")
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps").into());
-    cmd.current_dir(dir)
-        .env("COMPANION_DEPS_DIR", deps)
-        .env_remove("COMPANION_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+    process::command(env!("CARGO_BIN_EXE_companion"), "process")
 }
 
 /// Starts the service on a free port and returns it with the URL it printed.
@@ -38,44 +22,14 @@ fn start_with_env(env: &[(&str, &str)]) -> (Child, String) {
 }
 
 fn start_with(extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = companion()
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .envs(env.iter().copied())
-        .spawn()
-        .expect("spawn companion");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read first line");
-    let url = line
-        .split_whitespace()
-        .last()
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "printed {line:?}");
+    let (child, url) = process::spawn(
+        companion()
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .envs(env.iter().copied()),
+    );
+    assert!(url.starts_with("http://127.0.0.1:"), "printed {url:?}");
     (child, url)
-}
-
-/// Signs up a new account at the control plane and returns its access token.
-async fn signup(control_plane: &str, email: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{control_plane}/api/auth/signup"))
-        .json(&serde_json::json!({
-            "email": email, "password": "correct horse battery",
-            "birth_year": 1990, "consent_terms": true
-        }))
-        .send()
-        .await
-        .expect("POST /api/auth/signup");
-    assert_eq!(response.status(), 201);
-    let body: serde_json::Value = response.json().await.expect("JSON body");
-    body["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned()
 }
 
 /// Offers a (malformed) call with `bearer` and returns the status: 401 when the token is
@@ -91,28 +45,6 @@ async fn post_offer(gateway: &str, bearer: &str) -> u16 {
         .expect("POST /v1/calls")
         .status()
         .as_u16()
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
-
-fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "process did not exit within {deadline:?}"
-        );
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
 }
 
 #[tokio::test]

@@ -4,13 +4,13 @@
 //! its own.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use companion::{Config, Mode};
 use serde_json::Value;
+use test_support::{process::in_process, redis::OwnRedis};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -43,28 +43,7 @@ fn node_config(listen: SocketAddr) -> Config {
 
 /// Runs a node; it stops when the returned sender is dropped.
 async fn serve(config: Config) -> (String, oneshot::Sender<()>) {
-    let (url_tx, url_rx) = oneshot::channel::<String>();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let result = companion::run(
-            config,
-            move |url| {
-                let _ = url_tx.send(url.trim_end_matches('/').to_owned());
-            },
-            async move {
-                let _ = stop_rx.await;
-            },
-        )
-        .await;
-        if let Err(e) = result {
-            panic!("companion::run failed: {e:#}");
-        }
-    });
-    let url = tokio::time::timeout(Duration::from_secs(60), url_rx)
-        .await
-        .expect("node started within 60 s")
-        .expect("node started");
-    (url, stop_tx)
+    in_process(|on_url, shutdown| companion::run(config, on_url, shutdown)).await
 }
 
 async fn readyz(client: &reqwest::Client, url: &str) -> (u16, Value) {
@@ -77,66 +56,11 @@ async fn readyz(client: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, resp.json().await.expect("JSON body"))
 }
 
-/// A `redis-server` of this test's own.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let mut redis = Self {
-            port: free_port(),
-            child: None,
-        };
-        redis.restart();
-        redis
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("/usr/bin/redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "redis did not start"
-            );
-            std::thread::park_timeout(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_reports_degraded_and_keeps_the_node_in_the_load_balancer() {
     let mut redis = OwnRedis::start();
     let mut config = node_config("127.0.0.1:0".parse().unwrap());
-    config.control_plane.redis_url = format!("redis://127.0.0.1:{}", redis.port);
+    config.control_plane.redis_url = redis.url();
     config.control_plane.redis_reconnect_max_delay_ms = 200;
     let (url, _stop) = serve(config).await;
     let client = reqwest::Client::new();

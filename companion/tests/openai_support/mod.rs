@@ -9,6 +9,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use companion::{Config, Mode};
 use pipeline::mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
+use test_support::process::in_process;
 use tokio::sync::oneshot;
 
 /// What a test changes from the defaults.
@@ -50,28 +51,7 @@ fn scratch_dir() -> PathBuf {
 }
 
 async fn serve(config: Config) -> (String, oneshot::Sender<()>) {
-    let (url_tx, url_rx) = oneshot::channel::<String>();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let result = companion::run(
-            config,
-            move |url| {
-                let _ = url_tx.send(url.trim_end_matches('/').to_owned());
-            },
-            async move {
-                let _ = stop_rx.await;
-            },
-        )
-        .await;
-        if let Err(e) = result {
-            panic!("companion::run failed: {e:#}");
-        }
-    });
-    let url = tokio::time::timeout(Duration::from_secs(60), url_rx)
-        .await
-        .expect("node started within 60 s")
-        .expect("node started");
-    (url, stop_tx)
+    in_process(|on_url, shutdown| companion::run(config, on_url, shutdown)).await
 }
 
 impl Stack {
