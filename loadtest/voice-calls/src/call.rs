@@ -19,11 +19,11 @@ use std::{
 
 use media::{MediaTime, OpusDecoder};
 use reqwest::{StatusCode, header};
+use test_support::webrtc::{Peer, PeerError, PeerEvent};
 use tokio::net::UdpSocket;
 
 use crate::{
     analysis::{Rx, TurnResult, analyse},
-    peer::{Peer, PeerError, PeerEvent},
     script::Script,
 };
 
@@ -159,6 +159,8 @@ impl Live {
                 PeerEvent::Connected => self.connected = true,
                 PeerEvent::EventsOpen => self.events_open = true,
                 PeerEvent::Disconnected => self.disconnected = true,
+                // Not a measurement: a call ends on its script or on an error.
+                PeerEvent::Closed => {}
                 PeerEvent::Message(text) => {
                     let ty = serde_json::from_str::<serde_json::Value>(&text)
                         .ok()

@@ -4,13 +4,12 @@
 //! packet, how fast a barge-in silences the companion, packet loss, and the gateway process's
 //! CPU and memory. `main.rs` is the command line; `--spawn` starts the gateway itself.
 //!
-//! Layout: [`script`] (the WAV, its Opus frames and turns), [`peer`] (the sans-IO WebRTC
-//! client), [`call`] (one call's tokio shell), [`ws_call`] (the same over WebSocket), [`run`] (many calls, sampling), [`analysis`],
+//! Layout: [`script`] (the WAV, its Opus frames and turns), `test_support::webrtc::Peer` (the sans-IO
+//! WebRTC client, shared with the gateway's tests), [`call`] (one call's tokio shell), [`ws_call`] (the same over WebSocket), [`run`] (many calls, sampling), [`analysis`],
 //! [`stats`] and [`report`] (numbers, sans-IO), [`procstat`] (/proc), [`spawn`].
 
 pub mod analysis;
 pub mod call;
-pub mod peer;
 pub mod procstat;
 pub mod report;
 pub mod run;
