@@ -13,17 +13,16 @@ mod common;
 
 use std::{
     net::SocketAddr,
-    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use common::{RecordingPeer, server::TestVerifier, voice::microphone};
-use gateway::{Config, Gateway, VoiceConfig, VoiceSessionFactory};
-use media::{RuntimePaths, SileroModel};
-use pipeline::mock::{MockConfig, MockServer};
+use gateway::{Config, Gateway, VoiceConfig};
+use pipeline::mock::MockConfig;
 use protocol::ServerEvent;
 use reqwest::{Client, StatusCode, header};
+use test_support::providers;
 use tokio::net::UdpSocket;
 
 const QUESTION: &str = "hello what is the weather like today";
@@ -83,21 +82,12 @@ fn audible_frames(packets: &[Vec<u8>]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_says_hello_and_hears_the_companion_answer() {
     // The companion: mock providers that hear QUESTION, and the Silero VAD from `.deps`.
-    let mock = MockServer::start(MockConfig {
+    let mock = providers::mock_server(MockConfig {
         transcript: QUESTION.into(),
         ..MockConfig::default()
     })
-    .await
-    .expect("mock providers");
-    let mut providers = mock.pipeline_config();
-    providers.stt.order = vec!["deepgram".into()];
-    providers.llm.order = vec!["openai".into()];
-    providers.tts.order = vec!["elevenlabs".into()];
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let vad = SileroModel::load(&RuntimePaths::from_env_or(root)).unwrap_or_else(|e| panic!("{e}"));
-    let factory =
-        VoiceSessionFactory::from_pipeline_config(VoiceConfig::default(), &providers, vad)
-            .expect("the voice bridge starts");
+    .await;
+    let factory = providers::voice_factory(&mock, VoiceConfig::default());
 
     // The gateway, served as the hosting binary would.
     let gateway = Gateway::new(Config {

@@ -15,18 +15,18 @@
 
 mod common;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use common::voice::{dial, events};
 use control_plane::ControlPlane;
 use futures_util::{SinkExt as _, StreamExt as _};
 use gateway::{Config, Gateway, JwksVerifier, VoiceConfig, VoiceSessionFactory};
-use media::{RuntimePaths, SileroModel};
 use pipeline::mock::{MockConfig, MockServer};
 use protocol::{ServerEvent, control::ErrorCode, voice::EndReason};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_support::control_plane::{Backend, SERVICE_TOKEN, Storage, serve, service_token};
+use test_support::providers;
 use test_support::ws::{self, Ws};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -66,22 +66,12 @@ impl Node {
         let verifier = JwksVerifier::new(Default::default());
         verifier.install(cp.verifier().await.expect("keys"));
 
-        let mock = MockServer::start(MockConfig::default())
-            .await
-            .expect("mock providers");
-        let mut providers = mock.pipeline_config();
-        providers.stt.order = vec!["deepgram".into()];
-        providers.llm.order = vec!["openai".into()];
-        providers.tts.order = vec!["elevenlabs".into()];
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let vad =
-            SileroModel::load(&RuntimePaths::from_env_or(root)).unwrap_or_else(|e| panic!("{e}"));
+        let mock = providers::mock_server(MockConfig::default()).await;
         let mut voice = VoiceConfig::default();
         voice.quota.block_secs = 2;
         voice.quota.renew_lead_secs = 1;
         voice.quota.retry_secs = 1;
-        let factory = VoiceSessionFactory::from_pipeline_config(voice, &providers, vad)
-            .expect("the voice bridge starts");
+        let factory = providers::voice_factory(&mock, voice);
         let url = voice_gateway(&cp_url, &verifier, &factory).await;
         Self {
             cp,

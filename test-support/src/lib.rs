@@ -1,8 +1,10 @@
 //! What the workspace's tests share, in one place so each piece has one copy:
 //!
-//! - [`control_plane`]: a control plane on fresh storage (a new SQLite file, or a new
+//! - `control_plane` (feature `control-plane`): a control plane on fresh storage (a new SQLite file, or a new
 //!   PostgreSQL schema with its own Redis key prefix), cheap password hashing, the shared
-//!   service credential, served on `127.0.0.1:0`; the [`both_engines!`] macro.
+//!   service credential, served on `127.0.0.1:0`; the `both_engines!` macro.
+//! - `providers` (feature `providers`): the in-tree mock providers wired as a voice bridge
+//!   or as chat providers behind failover.
 //! - [`process`]: the `companion` binary as a child process: start it, read the URL it prints,
 //!   sign up, SIGTERM, wait with a deadline.
 //! - [`redis`]: a `redis-server` of the test's own, to stall, kill and restart.
@@ -23,6 +25,9 @@
 
 #[cfg(feature = "control-plane")]
 pub mod control_plane;
+
+#[cfg(feature = "providers")]
+pub mod providers;
 
 pub mod browser;
 pub mod process;

@@ -19,7 +19,7 @@ use pipeline::mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
 use test_support::{
     control_plane::{Backend, Storage, service_token},
-    ws,
+    providers, ws,
 };
 use tokio_tungstenite::tungstenite::{
     Message,
@@ -120,15 +120,7 @@ impl Service {
         let cp_url = format!("http://{cp_addr}");
 
         let mock = MockServer::start(options.mock).await.expect("mock LLM");
-        let mut pipeline = mock.pipeline_config();
-        pipeline.llm.order = vec!["openai".to_owned()];
-        pipeline.stt.order = vec!["openai".to_owned()];
-        pipeline.tts.order = vec!["openai".to_owned()];
-        let providers = pipeline::session::Providers {
-            llm: Arc::new(pipeline::failover::build_llm(&pipeline).expect("llm")),
-            stt: Arc::new(pipeline::failover::build_stt(&pipeline).expect("stt")),
-            tts: Arc::new(pipeline::failover::build_tts(&pipeline).expect("tts")),
-        };
+        let providers = providers::chat_providers(&mock);
 
         let jwks = JwksVerifier::new(Default::default());
         jwks.install(cp.verifier().await.expect("keys"));

@@ -4,7 +4,6 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -13,10 +12,10 @@ use gateway::{
     AuthError, Caller as Verified, CallerVerifier, Config, Gateway, VoiceConfig,
     VoiceSessionFactory,
 };
-use media::{RuntimePaths, SileroModel};
 use pipeline::mock::{MockConfig, MockServer};
 use protocol::ServerEvent;
 use reqwest::{Client, StatusCode, header};
+use test_support::providers;
 use tokio::net::UdpSocket;
 
 use super::{RecordingPeer, server::TestVerifier};
@@ -49,21 +48,12 @@ pub struct VoiceNode {
 /// A voice gateway with `config` (its UDP socket on 127.0.0.1:0) whose recogniser hears
 /// `transcript` in every turn.
 pub async fn voice_node(config: Config, transcript: &str) -> VoiceNode {
-    let mock = MockServer::start(MockConfig {
+    let mock = providers::mock_server(MockConfig {
         transcript: transcript.into(),
         ..MockConfig::default()
     })
-    .await
-    .expect("mock providers");
-    let mut providers = mock.pipeline_config();
-    providers.stt.order = vec!["deepgram".into()];
-    providers.llm.order = vec!["openai".into()];
-    providers.tts.order = vec!["elevenlabs".into()];
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let vad = SileroModel::load(&RuntimePaths::from_env_or(root)).unwrap_or_else(|e| panic!("{e}"));
-    let factory =
-        VoiceSessionFactory::from_pipeline_config(VoiceConfig::default(), &providers, vad)
-            .expect("the voice bridge starts");
+    .await;
+    let factory = providers::voice_factory(&mock, VoiceConfig::default());
     let gateway = Gateway::new(Config {
         udp_listen: vec!["127.0.0.1:0".parse().unwrap()],
         ..config

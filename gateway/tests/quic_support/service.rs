@@ -2,14 +2,17 @@
 //! chain, and a gateway that reaches the control plane over HTTP and serves QUIC with its own
 //! chat service (`Gateway::start_quic`).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use control_plane::ControlPlane;
 use gateway::{Gateway, JwksVerifier, quic::QuicEndpoint};
 use pipeline::mock::{MockConfig, MockServer};
 use serde_json::{Value, json};
 
-use test_support::control_plane::{Backend, Storage, serve, service_token};
+use test_support::{
+    control_plane::{Backend, Storage, serve, service_token},
+    providers,
+};
 
 pub struct Service {
     pub cp: ControlPlane,
@@ -32,15 +35,7 @@ impl Service {
         let cp_url = format!("http://{}", serve(cp.router()).await);
 
         let mock = MockServer::start(mock).await.expect("mock LLM");
-        let mut pipeline = mock.pipeline_config();
-        pipeline.llm.order = vec!["openai".to_owned()];
-        pipeline.stt.order = vec!["openai".to_owned()];
-        pipeline.tts.order = vec!["openai".to_owned()];
-        let providers = pipeline::session::Providers {
-            llm: Arc::new(pipeline::failover::build_llm(&pipeline).expect("llm")),
-            stt: Arc::new(pipeline::failover::build_stt(&pipeline).expect("stt")),
-            tts: Arc::new(pipeline::failover::build_tts(&pipeline).expect("tts")),
-        };
+        let providers = providers::chat_providers(&mock);
         let verifier = JwksVerifier::new(Default::default());
         verifier.install(cp.verifier().await.expect("keys"));
         let config = gateway::Config {

@@ -9,9 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gateway::{Config, Gateway, VoiceConfig, VoiceSessionFactory};
-use media::{RuntimePaths, SileroModel};
-use pipeline::mock::{MockConfig, MockServer};
+use gateway::{Config, Gateway, VoiceConfig};
+use media::RuntimePaths;
+use pipeline::mock::MockConfig;
+use test_support::providers;
 use voice_calls::{
     call::Transport,
     report::{self, Setup},
@@ -34,17 +35,8 @@ async fn two_calls(transport: Transport) {
     let deps = RuntimePaths::from_env_or(&root);
 
     // The companion: mock STT/LLM/TTS, Silero VAD, development tokens.
-    let mock = MockServer::start(MockConfig::default())
-        .await
-        .expect("mock providers");
-    let mut providers = mock.pipeline_config();
-    providers.stt.order = vec!["deepgram".into()];
-    providers.llm.order = vec!["openai".into()];
-    providers.tts.order = vec!["elevenlabs".into()];
-    let vad = SileroModel::load(&deps).unwrap_or_else(|e| panic!("{e}"));
-    let factory =
-        VoiceSessionFactory::from_pipeline_config(VoiceConfig::default(), &providers, vad)
-            .expect("the voice bridge starts");
+    let mock = providers::mock_server(MockConfig::default()).await;
+    let factory = providers::voice_factory(&mock, VoiceConfig::default());
     let gateway = Gateway::new(Config {
         udp_listen: vec!["127.0.0.1:0".parse().unwrap()],
         dev_tokens: true,
