@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use test_support::process::{self, signup, sigterm};
+use test_support::{
+    process::{self, signup, sigterm},
+    webrtc,
+};
 
 /// A browser's offer (Chromium 156: Opus audio and the `events` data channel).
 const OFFER: &str = include_str!("../../gateway/testdata/chromium-156-offer.sdp");
@@ -27,14 +30,7 @@ fn start() -> (Child, String) {
 }
 
 async fn offer(url: &str, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{url}/v1/calls"))
-        .header("content-type", "application/sdp")
-        .bearer_auth(token)
-        .body(OFFER)
-        .send()
-        .await
-        .expect("POST /v1/calls")
+    webrtc::post_offer(url, token, OFFER).await
 }
 
 #[tokio::test]

@@ -6,7 +6,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use test_support::process::{self, signup, sigterm, wait_with_deadline};
+use test_support::{
+    process::{self, signup, sigterm, wait_with_deadline},
+    webrtc,
+};
 
 fn companion() -> Command {
     process::command(env!("CARGO_BIN_EXE_companion"), "process")
@@ -35,14 +38,8 @@ fn start_with(extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
 /// Offers a (malformed) call with `bearer` and returns the status: 401 when the token is
 /// refused, 400 when it was accepted and the SDP was not.
 async fn post_offer(gateway: &str, bearer: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{gateway}/v1/calls"))
-        .header("content-type", "application/sdp")
-        .bearer_auth(bearer)
-        .body("not an SDP offer")
-        .send()
+    webrtc::post_offer(gateway, bearer, "not an SDP offer")
         .await
-        .expect("POST /v1/calls")
         .status()
         .as_u16()
 }

@@ -19,7 +19,8 @@ use common::{
     tone_frames,
 };
 use gateway::{CallState, CloseReason, Config};
-use reqwest::{Client, StatusCode, header};
+use reqwest::StatusCode;
+use test_support::webrtc::post_offer;
 use tokio::net::UdpSocket;
 
 /// Runs the peer on `socket` for `d` (str0m paces its sends, so it needs time to pass).
@@ -76,14 +77,7 @@ async fn a_peer_talks_over_udp_and_the_session_hangs_up() {
     let (mut peer, offer, pending) = RecordingPeer::offer(Instant::now(), addr);
 
     let posted = Instant::now();
-    let res = Client::new()
-        .post(format!("{}/v1/calls", s.url))
-        .bearer_auth("bob-token")
-        .header(header::CONTENT_TYPE, "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
+    let res = post_offer(&s.url, "bob-token", offer).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let answer = res.text().await.unwrap();
     peer.accept_answer(pending, &answer);

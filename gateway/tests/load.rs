@@ -22,7 +22,8 @@ use std::{
 use bytes::Bytes;
 use common::{RecordingPeer, tone_frames};
 use gateway::{AuthError, CallHandle, Caller, CallerVerifier, Config, Gateway};
-use reqwest::{Client, StatusCode, header};
+use reqwest::StatusCode;
+use test_support::webrtc::post_offer;
 use tokio::net::UdpSocket;
 
 const CALLS: usize = 20;
@@ -89,14 +90,7 @@ async fn peer(url: String, token: &'static str, stop: Instant) -> usize {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (mut peer, offer, pending) =
         RecordingPeer::offer(Instant::now(), socket.local_addr().unwrap());
-    let res = Client::new()
-        .post(format!("{url}/v1/calls"))
-        .bearer_auth(token)
-        .header(header::CONTENT_TYPE, "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
+    let res = post_offer(&url, token, offer).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     peer.accept_answer(pending, &res.text().await.unwrap());
     let frames = tone_frames(50);

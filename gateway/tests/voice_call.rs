@@ -21,8 +21,9 @@ use common::{RecordingPeer, server::TestVerifier, voice::microphone};
 use gateway::{Config, Gateway, VoiceConfig};
 use pipeline::mock::MockConfig;
 use protocol::ServerEvent;
-use reqwest::{Client, StatusCode, header};
+use reqwest::StatusCode;
 use test_support::providers;
+use test_support::webrtc::post_offer;
 use tokio::net::UdpSocket;
 
 const QUESTION: &str = "hello what is the weather like today";
@@ -106,14 +107,7 @@ async fn a_caller_says_hello_and_hears_the_companion_answer() {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = socket.local_addr().unwrap();
     let (mut peer, offer, pending) = RecordingPeer::offer(Instant::now(), addr);
-    let res = Client::new()
-        .post(format!("{url}/v1/calls"))
-        .bearer_auth("alice-token")
-        .header(header::CONTENT_TYPE, "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
+    let res = post_offer(&url, "alice-token", offer).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     peer.accept_answer(pending, &res.text().await.unwrap());
     let dialled = Instant::now();

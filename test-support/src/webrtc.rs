@@ -393,3 +393,20 @@ impl RecordingPeer {
         }
     }
 }
+
+/// Offers a call to the gateway at `base` as a browser does (WHIP: `POST /v1/calls`, the SDP
+/// offer as `application/sdp`, bearer `token`); the answer, whatever its status.
+pub async fn post_offer(
+    base: &str,
+    token: &str,
+    offer: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/v1/calls"))
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .expect("POST /v1/calls")
+}

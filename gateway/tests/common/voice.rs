@@ -14,8 +14,9 @@ use gateway::{
 };
 use pipeline::mock::{MockConfig, MockServer};
 use protocol::ServerEvent;
-use reqwest::{Client, StatusCode, header};
+use reqwest::{StatusCode, header};
 use test_support::providers;
+use test_support::webrtc::post_offer;
 use tokio::net::UdpSocket;
 
 use super::{RecordingPeer, server::TestVerifier};
@@ -89,14 +90,7 @@ pub async fn dial(
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = socket.local_addr().unwrap();
     let (mut peer, offer, pending) = RecordingPeer::offer(Instant::now(), addr);
-    let res = Client::new()
-        .post(format!("{url}/v1/calls"))
-        .bearer_auth(token)
-        .header(header::CONTENT_TYPE, "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .expect("POST /v1/calls");
+    let res = post_offer(url, token, offer).await;
     let status = res.status();
     let headers = res.headers().clone();
     if status != StatusCode::CREATED {
