@@ -318,6 +318,18 @@ impl Connection {
         }
         while conn.replies.join_next().await.is_some() {}
         let _ = writer.await;
+        // The closing handshake: when we closed, read on until the client's own Close (a
+        // second at most) before dropping the socket. Dropping it with the client's last
+        // frames (a pong) unread answers them with a TCP reset, and a reset makes the
+        // client's kernel discard our Close frame before the client has read it.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
         tracing::debug!(
             connection = id,
             audio_dropped = conn.audio_dropped,
