@@ -432,14 +432,7 @@ async fn a_payment_that_fails_and_then_succeeds_within_the_grace_keeps_the_tier(
         t + 60,
         invoice("sub_g", 1499),
     );
-    let past_due = event(
-        "evt_g_pd",
-        "customer.subscription.updated",
-        t + 61,
-        subscription("sub_g", &profile, PRICE_PLUS, "past_due", t + 30 * DAY),
-    );
     assert_eq!(deliver(&server, &failed).await, "applied");
-    assert_eq!(deliver(&server, &past_due).await, "applied");
     assert_eq!(
         tier(&server, &access).await,
         "plus",
@@ -455,6 +448,15 @@ async fn a_payment_that_fails_and_then_succeeds_within_the_grace_keeps_the_tier(
         invoice("sub_g", 1499),
     );
     assert_eq!(deliver(&server, &paid).await, "applied");
+    // Stripe's `past_due` snapshot from between the failure and the payment arrives late: it is
+    // newer than the stored snapshot, but older than the payment, so it starts no new grace.
+    let past_due = event(
+        "evt_g_pd",
+        "customer.subscription.updated",
+        t + 61,
+        subscription("sub_g", &profile, PRICE_PLUS, "past_due", t + 30 * DAY),
+    );
+    assert_eq!(deliver(&server, &past_due).await, "applied");
     // Days later the grace would have ended; it was cleared by the payment.
     assert_eq!(server.cp.billing_sweep(now() + 10 * DAY).await.unwrap(), 0);
     assert_eq!(tier(&server, &access).await, "plus");

@@ -18,6 +18,14 @@ pub(crate) struct Entitlement<'a> {
 impl Entitlement<'_> {
     /// The tier this subscription gives at `now`.
     pub(crate) fn tier_at(&self, now: i64) -> Tier {
+        // Ended or never paid: nothing a grace or a period could keep (a late failed-payment
+        // event must not revive a cancelled subscription).
+        if matches!(
+            self.status,
+            "canceled" | "incomplete" | "incomplete_expired" | "paused"
+        ) {
+            return Tier::Free;
+        }
         // A subscription cancelled at period end is paid up to that moment, not beyond, even if
         // Stripe's `deleted` event is late or lost.
         if self.cancel_at_period_end && self.current_period_end.is_some_and(|end| end <= now) {
@@ -28,10 +36,9 @@ impl Entitlement<'_> {
             return if until > now { self.tier } else { Tier::Free };
         }
         match self.status {
-            "active" | "trialing" => self.tier,
-            // Paid again (the grace was cleared by a later successful payment) while Stripe's
-            // newest snapshot we hold still says past due.
-            "past_due" => self.tier,
+            // `past_due` with no grace running: paid again (a later successful payment cleared
+            // the grace) while the newest snapshot we hold still says past due.
+            "active" | "trialing" | "past_due" => self.tier,
             _ => Tier::Free,
         }
     }
@@ -92,6 +99,12 @@ mod tests {
         assert_eq!(sub("unpaid").tier_at(0), Tier::Free);
         assert_eq!(sub("canceled").tier_at(0), Tier::Free);
         assert_eq!(sub("active").tier_at(0), Tier::Plus);
+        // A failure reported after the subscription ended gives no grace.
+        let ended = Entitlement {
+            grace_until: Some(500),
+            ..sub("canceled")
+        };
+        assert_eq!(ended.tier_at(0), Tier::Free);
     }
 
     #[test]

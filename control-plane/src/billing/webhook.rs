@@ -261,11 +261,12 @@ impl Ctx<'_> {
         let paid_at = stored.as_ref().map_or(0, |s| s.paid_at);
         let grace_until = match status {
             // Past due with no grace running: a payment failed (its invoice event may be late
-            // or lost); the grace runs from this snapshot.
+            // or lost); the grace runs from this snapshot, unless a payment newer than the
+            // snapshot already succeeded (a late `past_due` must not start a grace).
             "past_due" | "unpaid" => stored
                 .as_ref()
                 .and_then(|s| s.grace_until)
-                .or(Some(self.created + self.prices.grace_secs)),
+                .or((self.created > paid_at).then_some(self.created + self.prices.grace_secs)),
             _ => None,
         };
         let next = Subscription {
