@@ -340,6 +340,43 @@ both_engines!(
     a_rotated_secret_is_accepted_while_both_are_configured
 );
 
+async fn a_delivery_that_fails_midway_leaves_nothing_and_its_retry_applies(backend: Backend) {
+    let (server, storage, _stripe) = start(backend).await;
+    let (access, _, profile) = account(&server, "midway@example.com").await;
+    let done = event(
+        "evt_midway",
+        "checkout.session.completed",
+        now(),
+        checkout_completed(&profile, "sub_m", "plus"),
+    );
+    // The audit table is away: the event's transaction fails after the tier was set in it.
+    common::execute_sql(
+        &storage,
+        "ALTER TABLE billing_audit RENAME TO billing_audit_away",
+    )
+    .await;
+    let (status, body) = deliver_signed(&server, &done, WHSEC, now()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(tier(&server, &access).await, "free", "nothing committed");
+    assert_eq!(
+        events_recorded(&storage, "evt_midway").await,
+        0,
+        "so Stripe's retry counts"
+    );
+    common::execute_sql(
+        &storage,
+        "ALTER TABLE billing_audit_away RENAME TO billing_audit",
+    )
+    .await;
+    assert_eq!(deliver(&server, &done).await, "applied");
+    assert_eq!(tier(&server, &access).await, "plus");
+    assert_eq!(audit_rows(&storage, &profile).await, 1);
+}
+both_engines!(
+    failed_midway,
+    a_delivery_that_fails_midway_leaves_nothing_and_its_retry_applies
+);
+
 async fn a_redelivered_event_is_applied_once(backend: Backend) {
     let (server, storage, _stripe) = start(backend).await;
     let (access, _, profile) = account(&server, "twice@example.com").await;
