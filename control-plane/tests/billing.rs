@@ -1024,3 +1024,22 @@ async fn readiness_checks_that_stripe_answers() {
     let err = stripe_check(down.cp.readiness().await).unwrap_err();
     assert!(err.contains(&dead_url), "{err}");
 }
+
+/// Every billing route is in the OpenAPI document; the webhook asks for no bearer token.
+#[test]
+fn every_billing_route_is_described() {
+    let doc = serde_json::to_value(control_plane::openapi::document()).unwrap();
+    for path in [
+        "/api/subscription/current",
+        "/api/subscription/create-checkout",
+        "/api/subscription/portal",
+        "/api/subscription/cancel",
+        "/api/subscription/history",
+        "/api/subscription/webhook",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is not described");
+    }
+    let webhook = &doc["paths"]["/api/subscription/webhook"]["post"];
+    assert!(webhook.get("security").is_none(), "{webhook}");
+    assert!(doc["paths"]["/api/subscription/cancel"]["post"]["security"].is_array());
+}
