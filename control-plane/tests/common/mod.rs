@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, unused_macros)]
 
 pub mod mock_idp;
+pub mod mock_stripe;
 
 use std::net::SocketAddr;
 

@@ -37,6 +37,10 @@
     latency: $('latency'),
     transcript: $('transcript'),
     nodeStatus: $('node-status'),
+    plan: $('plan'),
+    planTier: $('plan-tier'),
+    planUsage: $('plan-usage'),
+    upgrade: $('upgrade'),
   };
 
   // ---------------------------------------------------------------- messages
@@ -96,13 +100,55 @@
     el.body.dataset.state = 'ready';
     setStatus('Ready to call.');
     el.callButton.focus();
+    if (!dev) showPlan().catch(() => {});
   }
+
+  // ---------------------------------------------------------------- plan and upgrade
+
+  // The tier and today's use (control plane's /api/usage); an Upgrade button to Stripe
+  // Checkout when billing is on (/api/subscription/current answers 503 when it is off).
+  async function showPlan() {
+    const usage = await authed('/api/usage');
+    if (!usage.ok) return;
+    const u = await usage.json();
+    const part = (kind, unit, scale) => {
+      const q = (u.quotas || []).find((x) => x.kind === kind);
+      if (!q) return '';
+      const used = Math.ceil((q.used + q.reserved) / scale);
+      return q.limit == null ? `${used} ${unit}` : `${used} of ${Math.floor(q.limit / scale)} ${unit}`;
+    };
+    el.planTier.textContent = u.tier;
+    el.planUsage.textContent = `· today ${part('messages', 'messages', 1)}, ${part('voice_seconds', 'voice minutes', 60)}`;
+    el.plan.dataset.tier = u.tier;
+    el.plan.hidden = false;
+    const current = await authed('/api/subscription/current');
+    el.upgrade.hidden = !(current.ok && u.tier !== 'pro');
+  }
+
+  el.upgrade.addEventListener('click', async () => {
+    const tier = el.plan.dataset.tier === 'free' ? 'plus' : 'pro';
+    try {
+      const r = await authed('/api/subscription/create-checkout', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ tier }),
+      });
+      if (!r.ok) {
+        showNotice(`Could not start the upgrade: ${(await errorOf(r, 'refused')).text}`);
+        return;
+      }
+      window.location.assign((await r.json()).url);
+    } catch (e) {
+      showNotice(e.message);
+    }
+  });
 
   function signOut(message) {
     if (call) endCall('signed out');
     session.accessToken = null;
     session.refreshToken = null;
     el.who.hidden = true;
+    el.plan.hidden = true;
     el.auth.hidden = false;
     el.call.hidden = true;
     el.body.dataset.state = 'signed-out';
@@ -794,6 +840,8 @@
     el.mute.textContent = 'Mute';
     el.body.dataset.state = session.accessToken ? 'ready' : 'signed-out';
     setStatus(message || 'Ready to call.');
+    // The call spent voice minutes: show today's use again.
+    if (session.accessToken && !session.dev) showPlan().catch(() => {});
   }
 
   async function hangUp() {
