@@ -24,8 +24,7 @@ fn crate_paths(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     for (i, _) in text.match_indices("crate::") {
         // Skip `$crate::` in macros and paths inside other crates' names.
-        if i > 0 && !text[..i].ends_with(|c: char| !c.is_alphanumeric() && c != '_' && c != '$')
-        {
+        if i > 0 && !text[..i].ends_with(|c: char| !c.is_alphanumeric() && c != '_' && c != '$') {
             continue;
         }
         let rest = &text[i + "crate::".len()..];
@@ -90,12 +89,20 @@ fn an_edge_imports_the_core_and_its_own_files_only() {
             }
         }
     }
-    assert!(seen >= 5, "expected the five edges under {}", edges.display());
-    assert!(wrong.is_empty(), "an edge reaches beside or above it: {wrong:#?}");
+    assert!(
+        seen >= 5,
+        "expected the five edges under {}",
+        edges.display()
+    );
+    assert!(
+        wrong.is_empty(),
+        "an edge reaches beside or above it: {wrong:#?}"
+    );
 }
 
 #[test]
 fn the_check_sees_an_edge_reaching_for_a_sibling() {
-    let text = "use crate::{core::auth::Caller, edges::webrtc::Media};\nfn f() { crate::Gateway::new(); }";
+    let text =
+        "use crate::{core::auth::Caller, edges::webrtc::Media};\nfn f() { crate::Gateway::new(); }";
     assert_eq!(crate_paths(text), ["core", "edges", "Gateway"]);
 }
