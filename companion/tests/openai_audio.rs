@@ -327,12 +327,14 @@ fn peak_rss_kib() -> u64 {
         .expect("VmHWM")
 }
 
-/// Spends every voice second of the free tier directly at the control plane.
+/// Spends every voice second of the free tier directly at the control plane, as a gateway
+/// would.
 async fn spend_all_voice_seconds(stack: &Stack, token: &str) {
     let spent = stack
         .http
         .post(format!("{}/api/quota/reserve", stack.control_plane))
         .bearer_auth(token)
+        .header(control_plane::SERVICE_TOKEN_HEADER, &stack.service_token)
         .json(&json!({"reservations": [
             {"key": "all-of-it", "kind": "voice_seconds", "amount": 300}
         ]}))

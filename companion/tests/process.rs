@@ -208,6 +208,11 @@ fn a_printed_configuration_shows_no_secret() {
             "topsecret",
         ),
         (
+            "COMPANION__CONTROL_PLANE__STRIPE__WEBHOOK_SECRETS",
+            "[\"whsec_webhook_secret_value\"]",
+            "webhook_secret_value",
+        ),
+        (
             "COMPANION__CONTROL_PLANE__DATABASE_URL",
             "postgres://app:pa@ss@db:5432/c",
             "pa@ss",

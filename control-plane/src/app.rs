@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) dummy_hash: String,
     /// Sends verification mail (by default into `email.outbox_dir`).
     pub(crate) mailer: Box<dyn crate::mail::Mailer>,
+    /// Stripe's API, when billing is on (`stripe.disabled = false`).
+    pub(crate) stripe: Option<crate::billing::stripe::Stripe>,
 }
 
 impl std::fmt::Debug for Inner {

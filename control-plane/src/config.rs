@@ -65,7 +65,8 @@ pub struct Config {
     /// LLM provider base URL probed by readiness (any HTTP answer counts as reachable); empty
     /// skips the check. Default: empty.
     pub llm_url: String,
-    /// Stripe billing settings checked by readiness.
+    /// Stripe billing: checkout, portal, cancellation and signed webhooks (see the README's
+    /// billing section). Off by default.
     pub stripe: StripeConfig,
     /// Sign-in providers (OAuth2 authorization code + PKCE). Default: none.
     pub oauth_providers: Vec<OAuthProvider>,
@@ -248,15 +249,45 @@ pub struct RateLimitRule {
     pub window_secs: u64,
 }
 
-/// Stripe configuration. Readiness fails unless a key is present or billing is disabled.
+/// Stripe billing. Off by default (`disabled = true`): the embedded configuration runs without
+/// it, says so at start-up, and the subscription routes answer 503 `billing_disabled`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StripeConfig {
-    /// Stripe secret key (`sk_...`). Default: empty.
+    /// Stripe secret key (`sk_...` or a restricted `rk_...`). Default: empty.
     pub secret_key: Secret,
     /// Runs without billing (everyone stays on their stored tier). Default: true, so the embedded
     /// configuration is ready out of the box.
     pub disabled: bool,
+    /// Base URL of Stripe's API (tests point it at a local mock). Default:
+    /// `https://api.stripe.com`.
+    pub api_base: String,
+    /// Signing secrets (`whsec_...`) of the webhook endpoint; a delivery is accepted when any
+    /// `v1` signature matches any of them, so a secret can be rolled without downtime.
+    /// Default: empty (every delivery is refused).
+    pub webhook_secrets: Vec<Secret>,
+    /// Stripe price id (`price_...`) of the plus tier's monthly subscription. Default: empty.
+    pub price_plus: String,
+    /// Stripe price id of the pro tier's monthly subscription. Default: empty.
+    pub price_pro: String,
+    /// Where Checkout sends the browser after payment. Default: `http://127.0.0.1:8080/?checkout=success`.
+    pub success_url: String,
+    /// Where Checkout sends the browser when the user gives up. Default:
+    /// `http://127.0.0.1:8080/?checkout=cancel`.
+    pub cancel_url: String,
+    /// Where the billing portal sends the browser back. Default: `http://127.0.0.1:8080/`.
+    pub portal_return_url: String,
+    /// How long a paid tier is kept after a failed payment (from the failure's event time),
+    /// in seconds. Default: 259,200 (3 days).
+    pub payment_grace_secs: u64,
+    /// Oldest (and furthest in the future) a webhook signature's timestamp may be, in seconds.
+    /// Default: 300 (Stripe's own default).
+    pub webhook_tolerance_secs: u64,
+    /// Seconds between two sweeps that move accounts whose grace or cancelled period ended
+    /// back to free (when no later event did). Default: 60.
+    pub sweep_secs: u64,
+    /// Deadline of one call to Stripe's API, in milliseconds. Default: 10,000.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for StripeConfig {
@@ -264,6 +295,17 @@ impl Default for StripeConfig {
         Self {
             secret_key: Secret::default(),
             disabled: true,
+            api_base: "https://api.stripe.com".to_owned(),
+            webhook_secrets: Vec::new(),
+            price_plus: String::new(),
+            price_pro: String::new(),
+            success_url: "http://127.0.0.1:8080/?checkout=success".to_owned(),
+            cancel_url: "http://127.0.0.1:8080/?checkout=cancel".to_owned(),
+            portal_return_url: "http://127.0.0.1:8080/".to_owned(),
+            payment_grace_secs: 3 * 24 * 3600,
+            webhook_tolerance_secs: 300,
+            sweep_secs: 60,
+            request_timeout_ms: 10_000,
         }
     }
 }
@@ -483,6 +525,46 @@ impl Config {
         }
         if self.login_email_window_secs == 0 {
             return Err(("login_email_window_secs", "a positive number of seconds"));
+        }
+        self.stripe.validate()
+    }
+}
+
+impl StripeConfig {
+    fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        let url = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+        if !url(&self.api_base) {
+            return Err(("stripe.api_base", "an http:// or https:// URL"));
+        }
+        if !(url(&self.success_url) && url(&self.cancel_url) && url(&self.portal_return_url)) {
+            return Err((
+                "stripe.success_url",
+                "http(s) URLs in success_url, cancel_url and portal_return_url",
+            ));
+        }
+        if self.payment_grace_secs > 60 * 24 * 3600 {
+            return Err((
+                "stripe.payment_grace_secs",
+                "seconds from 0 to 5184000 (60 days)",
+            ));
+        }
+        if !(1..=3600).contains(&self.webhook_tolerance_secs) {
+            return Err(("stripe.webhook_tolerance_secs", "seconds from 1 to 3600"));
+        }
+        if !(1..=3600).contains(&self.sweep_secs) {
+            return Err(("stripe.sweep_secs", "seconds from 1 to 3600"));
+        }
+        if !(100..=120_000).contains(&self.request_timeout_ms) {
+            return Err((
+                "stripe.request_timeout_ms",
+                "milliseconds from 100 to 120000",
+            ));
+        }
+        if self.webhook_secrets.iter().any(|s| s.expose().len() < 16) {
+            return Err((
+                "stripe.webhook_secrets",
+                "endpoint signing secrets (whsec_...) of at least 16 characters",
+            ));
         }
         Ok(())
     }

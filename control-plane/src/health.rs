@@ -52,13 +52,15 @@ pub(crate) async fn readiness(app: &App) -> Vec<(&'static str, CheckStatus)> {
         ));
     }
     let stripe = &app.config.stripe;
-    let billing = if stripe.disabled || stripe.secret_key.expose().starts_with("sk_") {
-        Ok(())
-    } else {
-        Err(
-            "stripe.secret_key is missing (expected sk_...) and stripe.disabled is false"
+    let key = stripe.secret_key.expose();
+    let billing = match &app.stripe {
+        None => Ok(()),
+        Some(_) if !(key.starts_with("sk_") || key.starts_with("rk_")) => Err(
+            "stripe.secret_key is missing (expected sk_... or rk_...) and stripe.disabled is false"
                 .to_owned(),
-        )
+        ),
+        // Any HTTP answer means Stripe is reachable; only a transport failure is not.
+        Some(client) => client.reachable().await,
     };
     checks.push(("stripe", hard(billing)));
     checks

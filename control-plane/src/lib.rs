@@ -9,6 +9,7 @@
 
 pub(crate) mod api;
 mod app;
+pub mod billing;
 mod clock;
 mod config;
 mod db;
@@ -88,6 +89,7 @@ impl ControlPlane {
             })?;
         let service_tokens = service_token::ServiceTokens::new(&config.service_tokens);
         let config_outbox = config.email.outbox_dir.clone();
+        let stripe = billing_client(&config.stripe)?;
         let app = Arc::new(Inner {
             config,
             db,
@@ -99,8 +101,12 @@ impl ControlPlane {
             verifier: RwLock::new(None),
             dummy_hash,
             mailer: Box::new(mail::Outbox::new(&config_outbox)),
+            stripe,
         });
         tokio::spawn(keep_keys_current(Arc::downgrade(&app)));
+        if app.stripe.is_some() {
+            tokio::spawn(billing::keep_tiers_current(Arc::downgrade(&app)));
+        }
         Ok(Self { app })
     }
 
@@ -170,6 +176,14 @@ impl ControlPlane {
         Ok(db::profiles::set_tier(&self.app.db, user_id, tier.as_str()).await?)
     }
 
+    /// Runs the billing sweep as of `now` (unix seconds) instead of waiting for the periodic one
+    /// (`stripe.sweep_secs`): accounts whose grace after a failed payment, or whose cancelled
+    /// period, ended by then move to the tier their subscriptions still give. Returns how many
+    /// changed. Tests pass a time days ahead rather than sleeping.
+    pub async fn billing_sweep(&self, now: i64) -> Result<usize, ApiError> {
+        Ok(billing::webhook::sweep(&self.app.db, now).await?)
+    }
+
     /// A verifier over this control plane's currently published keys, as a gateway would build
     /// from `/.well-known/jwks.json`.
     pub async fn verifier(&self) -> Result<token::Verifier, String> {
@@ -181,6 +195,42 @@ impl ControlPlane {
         )
         .await
     }
+}
+
+/// Stripe's client when billing is on; says at start-up whether it is and what is missing.
+fn billing_client(stripe: &StripeConfig) -> Result<Option<billing::stripe::Stripe>, Error> {
+    if stripe.disabled {
+        tracing::info!(
+            "billing is off (control_plane.stripe.disabled): everyone keeps their stored tier and \
+             /api/subscription/* answers 503 billing_disabled"
+        );
+        return Ok(None);
+    }
+    let timeout = std::time::Duration::from_millis(stripe.request_timeout_ms);
+    let client = billing::stripe::Stripe::new(&stripe.api_base, stripe.secret_key.clone(), timeout)
+        .map_err(|_| Error::Config {
+            key: "stripe.api_base",
+            expected: "a URL an HTTP client can be built for",
+        })?;
+    let mut missing = Vec::new();
+    if stripe.secret_key.is_empty() {
+        missing.push("secret_key");
+    }
+    if stripe.webhook_secrets.is_empty() {
+        missing.push("webhook_secrets");
+    }
+    if stripe.price_plus.is_empty() || stripe.price_pro.is_empty() {
+        missing.push("price_plus/price_pro");
+    }
+    if missing.is_empty() {
+        tracing::info!(api_base = %stripe.api_base, "billing is on (Stripe)");
+    } else {
+        tracing::warn!(
+            ?missing,
+            "billing is on but control_plane.stripe lacks some keys"
+        );
+    }
+    Ok(Some(client))
 }
 
 /// Re-reads the newest signing key every `signing_key_reload_secs` (rotating it when it is too

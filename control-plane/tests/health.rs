@@ -26,6 +26,7 @@ async fn readiness_reports_each_dependency(backend: Backend) {
         stripe: StripeConfig {
             secret_key: Default::default(),
             disabled: false,
+            ..StripeConfig::default()
         },
         llm_url: dead_url,
         ..storage.config()
@@ -48,6 +49,9 @@ async fn readiness_reports_each_dependency(backend: Backend) {
         stripe: StripeConfig {
             secret_key: protocol::Secret::new("sk_test_123"),
             disabled: false,
+            // Billing on probes Stripe; any HTTP answer counts, so this server stands in.
+            api_base: server.base.clone(),
+            ..StripeConfig::default()
         },
         llm_url: format!("{}/openapi.json", server.base),
         ..storage.config()

@@ -6,11 +6,12 @@
 //! Inbound chain (per 20 ms): [`JitterBuffer`] -> [`OpusDecoder`] -> [`Resampler48To16`] ->
 //! [`Vad`] (energy gate, then a per-call [`SileroCall`] on the process-wide [`SileroModel`]) ->
 //! [`TurnDetector`]. Outbound chain: TTS audio -> [`Resampler24To48`] /
-//! [`Resampler16To48`] -> [`OpusEncoder`], with [`viseme`] frames stamped on the same
-//! [`MediaTime`] clock. Once a call is running none of these allocate per frame (see
-//! `tests/allocations.rs`).
+//! [`Resampler16To48`] (or [`RateConverter`] for a rate known only at run time) ->
+//! [`OpusEncoder`], with [`viseme`] frames stamped on the same [`MediaTime`] clock. Once a
+//! call is running none of these allocate per frame (see `tests/allocations.rs`).
 #![forbid(unsafe_code)]
 
+pub mod any_rate;
 pub mod codec;
 pub mod deps;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod turn;
 pub mod vad;
 pub mod viseme;
 
+pub use any_rate::RateConverter;
 pub use codec::{DecoderStats, MAX_PACKET, OpusConfig, OpusDecoder, OpusEncoder};
 pub use deps::RuntimePaths;
 pub use error::{MediaError, Result};

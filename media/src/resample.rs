@@ -7,6 +7,9 @@
 //! media time its samples actually belong to (input time minus that delay), so an event found
 //! in 16 kHz audio points at the right place in the 48 kHz stream. The first frames of a stream
 //! start "before zero" (they hold the filter's run-in); their stamps saturate at zero.
+//!
+//! [`RateConverter`](crate::RateConverter) builds on the same two helpers ([`fixed_fft`],
+//! [`run_block`]) for rates known only at run time.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
@@ -45,20 +48,7 @@ fn rubato_err(what: &'static str) -> impl FnOnce(String) -> MediaError {
 impl<const IN: usize, const OUT: usize> StreamResampler<IN, OUT> {
     /// Builds the resampler; all buffers it will ever need are allocated here.
     pub fn new() -> Result<Self> {
-        let in_rate = AudioFrame::<IN>::RATE as usize;
-        let out_rate = AudioFrame::<OUT>::RATE as usize;
-        let inner = Fft::<f32>::new(in_rate, out_rate, IN, 1, FixedSync::Both)
-            .map_err(|e| rubato_err("construction")(e.to_string()))?;
-        if inner.input_frames_next() != IN || inner.output_frames_next() != OUT {
-            return Err(MediaError::Resampler {
-                what: "construction",
-                detail: format!(
-                    "chunk sizes {}->{} do not match 20 ms frames {IN}->{OUT}",
-                    inner.input_frames_next(),
-                    inner.output_frames_next()
-                ),
-            });
-        }
+        let inner = fixed_fft(AudioFrame::<IN>::RATE, AudioFrame::<OUT>::RATE, IN, OUT)?;
         let delay = inner.output_delay();
         Ok(Self { inner, delay })
     }
@@ -92,22 +82,49 @@ impl<const IN: usize, const OUT: usize> StreamResampler<IN, OUT> {
         out: &mut AudioFrame<OUT>,
     ) -> Result<()> {
         out.set_time(MediaTime(input.time().0.saturating_sub(self.delay_ticks())));
-        let adapter_in = InterleavedSlice::new(&input.samples()[..], 1, IN)
-            .map_err(|e| rubato_err("input buffer")(e.to_string()))?;
-        let mut adapter_out = InterleavedSlice::new_mut(&mut out.samples_mut()[..], 1, OUT)
-            .map_err(|e| rubato_err("output buffer")(e.to_string()))?;
-        let (_, written) = self
-            .inner
-            .process_into_buffer(&adapter_in, &mut adapter_out, None)
-            .map_err(|e| rubato_err("process")(e.to_string()))?;
-        debug_assert_eq!(written, OUT);
-        Ok(())
+        run_block(
+            &mut self.inner,
+            &input.samples()[..],
+            &mut out.samples_mut()[..],
+        )
     }
 
     /// Forgets the stream (for a new call reusing this resampler).
     pub fn reset(&mut self) {
         self.inner.reset();
     }
+}
+
+/// An FFT resampler that turns exactly `block_in` samples at `from` Hz into exactly
+/// `block_out` at `to` Hz per call (the caller picks 20 ms blocks).
+pub(crate) fn fixed_fft(from: u32, to: u32, block_in: usize, block_out: usize) -> Result<Fft<f32>> {
+    let inner = Fft::<f32>::new(from as usize, to as usize, block_in, 1, FixedSync::Both)
+        .map_err(|e| rubato_err("construction")(e.to_string()))?;
+    if inner.input_frames_next() != block_in || inner.output_frames_next() != block_out {
+        return Err(MediaError::Resampler {
+            what: "construction",
+            detail: format!(
+                "chunk sizes {}->{} do not match 20 ms frames {block_in}->{block_out}",
+                inner.input_frames_next(),
+                inner.output_frames_next()
+            ),
+        });
+    }
+    Ok(inner)
+}
+
+/// Runs one block through a [`fixed_fft`] resampler; `input` and `output` are its block sizes.
+pub(crate) fn run_block(inner: &mut Fft<f32>, input: &[f32], output: &mut [f32]) -> Result<()> {
+    let (n, m) = (input.len(), output.len());
+    let adapter_in = InterleavedSlice::new(input, 1, n)
+        .map_err(|e| rubato_err("input buffer")(e.to_string()))?;
+    let mut adapter_out = InterleavedSlice::new_mut(output, 1, m)
+        .map_err(|e| rubato_err("output buffer")(e.to_string()))?;
+    let (_, written) = inner
+        .process_into_buffer(&adapter_in, &mut adapter_out, None)
+        .map_err(|e| rubato_err("process")(e.to_string()))?;
+    debug_assert_eq!(written, m);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! A running call allocates nothing per 20 ms frame: a counting global allocator watches the
 //! steady-state inbound chain (jitter buffer -> decode -> resample -> VAD -> end of turn) and
-//! the outbound chain (resample -> encode -> visemes).
+//! the outbound chain (resample -> encode -> visemes), and TTS audio at a rate known only at
+//! run time going through a [`RateConverter`].
 //!
 //! The Silero call (`SileroCall::speech_probability`: input copy, `Session::run` with
 //! preallocated outputs, output read) is counted apart so a regression there is named
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 use media::viseme::AudioVisemeEstimator;
 use media::{
     Frame24, JitterBuffer, JitterConfig, MAX_PACKET, MediaTime, OpusConfig, OpusDecoder,
-    OpusEncoder, Playout, Resampler24To48, Resampler48To16, SileroCall, SpeechModel, TurnConfig,
-    TurnDetector, Vad, VadConfig,
+    OpusEncoder, Playout, RateConverter, Resampler24To48, Resampler48To16, SileroCall, SpeechModel,
+    TurnConfig, TurnDetector, Vad, VadConfig,
 };
 
 thread_local! {
@@ -92,6 +93,28 @@ impl SpeechModel for ModelCountedApart {
         MODEL_DEPTH.with(|d| d.set(d.get() - 1));
         p
     }
+}
+
+#[test]
+fn tts_audio_at_any_rate_converts_without_allocating() {
+    // Set-up (allowed to allocate): one second of 22,050 Hz audio, the converter.
+    let bytes: Vec<u8> = (0..22_050i32)
+        .flat_map(|i| (((i % 100) - 50) as i16 * 300).to_le_bytes())
+        .collect();
+    let mut converter = RateConverter::new(22_050, 48_000).expect("converter");
+    let mut out = 0usize;
+    let mut sink = |s: &[f32]| out += s.len();
+
+    let before = counted();
+    // Network-sized pieces that split samples, then the filter's tail.
+    for piece in bytes.chunks(777) {
+        converter.push_s16le(piece, &mut sink).expect("push");
+    }
+    converter.finish(&mut sink).expect("finish");
+    let allocations = counted() - before;
+
+    assert_eq!(out, 48_000, "one second in, one second out");
+    assert_eq!(allocations, 0, "converting allocated {allocations} times");
 }
 
 #[test]

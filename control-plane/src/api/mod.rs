@@ -11,6 +11,7 @@ mod extract;
 pub(crate) mod keys;
 pub(crate) mod oauth;
 pub(crate) mod quota;
+pub(crate) mod subscription;
 pub(crate) mod usage;
 
 use axum::Router;
@@ -70,6 +71,21 @@ pub(crate) fn router(app: App) -> Router {
             get(companions::get_one)
                 .patch(companions::update)
                 .delete(companions::delete),
+        )
+        .route("/api/subscription/current", get(subscription::current))
+        .route(
+            "/api/subscription/create-checkout",
+            post(subscription::create_checkout),
+        )
+        .route("/api/subscription/portal", post(subscription::portal))
+        .route("/api/subscription/cancel", post(subscription::cancel))
+        .route("/api/subscription/history", get(subscription::history))
+        .route(
+            subscription::WEBHOOK_PATH,
+            // The route's own limit replaces the router-wide one below.
+            post(subscription::webhook).layer(DefaultBodyLimit::max(
+                subscription::WEBHOOK_MAX_BYTES.max(max_body),
+            )),
         )
         // Not a router-wide fallback: the hosting binary merges this router with the gateway's.
         .route("/api/{*rest}", any(not_found))

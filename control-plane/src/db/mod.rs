@@ -3,6 +3,7 @@
 //! Every query is written once in the SQL both engines accept (`$n` placeholders, integers for
 //! times and flags), so the same repository code passes the same tests on both.
 
+pub(crate) mod billing;
 pub(crate) mod companions;
 pub(crate) mod conversations;
 pub(crate) mod oauth;

@@ -19,6 +19,12 @@ pub(crate) const LOGIN_EMAIL_RULE: &str = "login_email";
 
 pub(crate) async fn enforce(State(app): State<App>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
+    // Stripe's webhook deliveries come from a few Stripe addresses, unauthenticated, and a
+    // refused one is retried for days: the signature is their gate, not the `subscription`
+    // rule (20 per hour per address), which would drop payments during a burst.
+    if path == crate::api::subscription::WEBHOOK_PATH {
+        return next.run(req).await;
+    }
     let endpoint_rule = app.limiter.rule_for(path).cloned();
     let is_api = path.starts_with("/api/");
     if endpoint_rule.is_none() && !(is_api && app.config.tier_api_limits) {

@@ -4,5 +4,6 @@
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
 pub mod mock_idp;
+pub mod mock_stripe;
 
 pub use test_support::control_plane::*;

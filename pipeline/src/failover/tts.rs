@@ -3,11 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream;
-
-use super::llm::{Stage, now};
-use super::policy::{Admission, ProviderState};
+use super::policy::ProviderState;
+use super::stage::{self, Attempts, Stage, Step};
+use super::timed::{Deadlines, Timed};
 use crate::PipelineError;
 use crate::config::BreakerConfig;
 use crate::provider::{ServedModel, TtsChunk, TtsProvider, TtsRequest, TtsStream};
@@ -21,8 +19,7 @@ use crate::provider::{ServedModel, TtsChunk, TtsProvider, TtsRequest, TtsStream}
 #[derive(Clone)]
 pub struct FailoverTts {
     stage: Arc<Stage<dyn TtsProvider>>,
-    first_audio_timeout: Duration,
-    stall_timeout: Duration,
+    deadlines: Deadlines,
 }
 
 impl FailoverTts {
@@ -34,15 +31,17 @@ impl FailoverTts {
         stall_timeout: Duration,
     ) -> Self {
         Self {
-            stage: Arc::new(Stage::new(providers, breaker)),
-            first_audio_timeout,
-            stall_timeout,
+            stage: Arc::new(Stage::new(providers, |p| p.name(), breaker)),
+            deadlines: Deadlines {
+                first: (first_audio_timeout, "first audio"),
+                next: (stall_timeout, "next audio"),
+            },
         }
     }
 
     /// Provider names in order.
     pub fn provider_names(&self) -> Vec<String> {
-        self.stage.names(|p| p.name())
+        self.stage.names()
     }
 
     /// Each provider's state now, in order.
@@ -51,88 +50,45 @@ impl FailoverTts {
     }
 }
 
-struct Run {
-    stage: Arc<Stage<dyn TtsProvider>>,
+/// The synthesiser's part of the failover loop.
+struct TtsAttempts {
     request: TtsRequest,
-    first_audio_timeout: Duration,
-    stall_timeout: Duration,
-    next_index: usize,
-    current: Option<(usize, TtsStream, bool, bool)>,
-    last_error: Option<PipelineError>,
-    done: bool,
+    deadlines: Deadlines,
 }
 
-impl Run {
-    async fn next(&mut self) -> Option<Result<TtsChunk, PipelineError>> {
-        loop {
-            if self.done {
-                return None;
+impl Attempts for TtsAttempts {
+    type Provider = dyn TtsProvider;
+    type Attempt = Timed<TtsChunk>;
+    type Item = TtsChunk;
+    const STAGE: &'static str = "tts";
+    const RESUMES_MID_STREAM: bool = false;
+
+    fn start(&mut self, provider: &Self::Provider) -> Timed<TtsChunk> {
+        Timed::new(provider.synthesize(self.request.clone()))
+    }
+
+    async fn step(
+        &mut self,
+        attempt: &mut Timed<TtsChunk>,
+        provider: &Self::Provider,
+    ) -> Step<TtsChunk> {
+        match attempt.next(self.deadlines, provider.name()).await {
+            Ok(Some(chunk)) => {
+                attempt.started |= !chunk.pcm.is_empty();
+                Step::Yield(chunk)
             }
-            if self.current.is_none() {
-                let Some((index, admission)) = self.stage.pick(self.next_index) else {
-                    self.done = true;
-                    let last = self.last_error.take().map(Box::new);
-                    return Some(Err(PipelineError::AllProvidersFailed {
-                        stage: "tts",
-                        last,
-                    }));
-                };
-                self.next_index = index + 1;
-                let stream = self.stage.providers[index].synthesize(self.request.clone());
-                self.current = Some((index, stream, false, admission == Admission::Probe));
-            }
-            let Some((index, stream, got_audio, _)) = self.current.as_mut() else {
-                continue;
-            };
-            let index = *index;
-            let (limit, what) = if *got_audio {
-                (self.stall_timeout, "next audio")
-            } else {
-                (self.first_audio_timeout, "first audio")
-            };
-            let error = match tokio::time::timeout(limit, stream.next()).await {
-                Ok(Some(Ok(chunk))) => {
-                    *got_audio |= !chunk.pcm.is_empty();
-                    return Some(Ok(chunk));
-                }
-                Ok(None) if *got_audio => {
-                    self.current = None;
-                    self.done = true;
-                    self.stage.with_policy(|p| p.record_success(index));
-                    return None;
-                }
-                Ok(None) => PipelineError::Protocol {
-                    provider: self.stage.providers[index].name().to_owned(),
-                    streamed: false,
-                    message: "no audio".into(),
-                },
-                Ok(Some(Err(error))) => error,
-                Err(_elapsed) => PipelineError::Timeout {
-                    provider: self.stage.providers[index].name().to_owned(),
-                    streamed: *got_audio,
-                    what,
-                    after: limit,
-                },
-            };
-            let streamed = *got_audio;
-            self.current = None;
-            self.stage
-                .with_policy(|p| p.record_failure(index, now(), &error));
-            tracing::warn!(provider = self.stage.providers[index].name(), %error, streamed, "tts provider failed");
-            if streamed || !error.retryable() {
-                self.done = true;
-                return Some(Err(error.with_streamed(streamed)));
-            }
-            self.last_error = Some(error);
+            Ok(None) if attempt.started => Step::Done { healthy: true },
+            Ok(None) => Step::Failed(PipelineError::Protocol {
+                provider: provider.name().to_owned(),
+                streamed: false,
+                message: "no audio".into(),
+            }),
+            Err(error) => Step::Failed(error),
         }
     }
-}
 
-impl Drop for Run {
-    fn drop(&mut self) {
-        if let Some((index, _, _, true)) = self.current.take() {
-            self.stage.with_policy(|p| p.record_abandoned(index));
-        }
+    fn streamed(&self, attempt: &Timed<TtsChunk>) -> bool {
+        attempt.started
     }
 }
 
@@ -146,19 +102,10 @@ impl TtsProvider for FailoverTts {
     }
 
     fn synthesize(&self, request: TtsRequest) -> TtsStream {
-        let run = Run {
-            stage: self.stage.clone(),
+        let attempts = TtsAttempts {
             request,
-            first_audio_timeout: self.first_audio_timeout,
-            stall_timeout: self.stall_timeout,
-            next_index: 0,
-            current: None,
-            last_error: None,
-            done: false,
+            deadlines: self.deadlines,
         };
-        stream::unfold(run, |mut run| async move {
-            run.next().await.map(|item| (item, run))
-        })
-        .boxed()
+        stage::run(self.stage.clone(), attempts)
     }
 }

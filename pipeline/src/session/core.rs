@@ -10,19 +10,19 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use media::viseme::{AudioVisemeEstimator, Viseme};
 use media::{
-    Frame16, Frame48, MediaTime, Resampler48To16, SpeechModel, TurnDetector, TurnEvent, Vad,
+    Frame16, Frame48, MediaTime, RateConverter, Resampler48To16, SpeechModel, TurnDetector,
+    TurnEvent, Vad,
 };
 use protocol::ServerEvent;
 use protocol::voice::{
     AudioEdge, Interrupted, ResponseStarted, SpeechEdge, TextDelta, Transcript, TurnMetrics,
 };
 
-use super::SessionOutput;
 use super::config::SessionConfig;
 use super::heard::Spoken;
 use super::playout::Playout;
-use super::resample::{OUT_RATE, ToOutputRate};
 use super::visemes;
+use super::{OUT_RATE, SessionOutput};
 use crate::PipelineError;
 use crate::chunker::SentenceChunker;
 use crate::latency::{LatencyMetrics, Mark, TurnLatency};
@@ -77,9 +77,9 @@ struct Reply {
     search_from: usize,
     llm_done: bool,
     tts_busy: bool,
-    resampler: Option<ToOutputRate>,
+    resampler: Option<RateConverter>,
     /// Where the current segment starts in the reply's 48 kHz audio, and how many input
-    /// samples (at `resampler.rate()`) it has so far.
+    /// samples (at `resampler.input_rate()`) it has so far.
     segment_start: u64,
     segment_samples: u64,
     spoken: Spoken,
@@ -92,7 +92,10 @@ struct Reply {
 
 impl Reply {
     fn segment_end(&self) -> u64 {
-        let rate = self.resampler.as_ref().map_or(OUT_RATE, ToOutputRate::rate);
+        let rate = self
+            .resampler
+            .as_ref()
+            .map_or(OUT_RATE, RateConverter::input_rate);
         self.segment_start + self.segment_samples * u64::from(OUT_RATE) / u64::from(rate)
     }
 }
@@ -490,7 +493,7 @@ impl<M: SpeechModel> SessionCore<M> {
             return;
         }
         reply.latency.mark(Mark::TtsFirstAudio, now);
-        if reply.resampler.as_ref().map(ToOutputRate::rate) != Some(chunk.sample_rate) {
+        if reply.resampler.as_ref().map(RateConverter::input_rate) != Some(chunk.sample_rate) {
             let so_far = reply.segment_end();
             if let Some(mut old) = reply.resampler.take() {
                 let playout = &mut reply.playout;
@@ -499,7 +502,7 @@ impl<M: SpeechModel> SessionCore<M> {
             // The segment so far was counted at the old rate; restart its count here.
             reply.segment_start = so_far;
             reply.segment_samples = 0;
-            match ToOutputRate::new(chunk.sample_rate) {
+            match RateConverter::new(chunk.sample_rate, OUT_RATE) {
                 Ok(r) => reply.resampler = Some(r),
                 Err(error) => {
                     tracing::warn!(%error, "TTS audio dropped");
@@ -520,7 +523,7 @@ impl<M: SpeechModel> SessionCore<M> {
         }
         if let Some(r) = reply.resampler.as_mut() {
             let playout = &mut reply.playout;
-            if let Err(error) = r.push(&chunk.pcm, &mut |s| playout.push(s)) {
+            if let Err(error) = r.push_s16le(&chunk.pcm, &mut |s| playout.push(s)) {
                 tracing::warn!(%error, "TTS audio dropped");
             }
         }

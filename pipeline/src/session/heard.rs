@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::provider::{Timing, TimingUnit};
 
-use super::resample::OUT_RATE;
+use super::OUT_RATE;
 
 #[derive(Debug)]
 struct Segment {

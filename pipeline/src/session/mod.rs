@@ -49,13 +49,16 @@ mod config;
 mod core;
 mod heard;
 mod playout;
-mod resample;
 mod task;
 mod visemes;
 
 pub use config::SessionConfig;
 pub use core::{Action, SessionCore};
 pub use task::{Providers, SessionHandle, spawn_session};
+
+/// Output rate of a session: TTS audio at any rate is converted to it
+/// ([`media::RateConverter`]).
+pub(crate) const OUT_RATE: u32 = media::Frame48::RATE;
 
 /// A request from the caller's client to the running session (besides audio).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

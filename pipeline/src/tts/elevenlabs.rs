@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{self, BoxStream};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::remote::{AudioBody, Auth, Vendor};
 use crate::PipelineError;
 use crate::config::{ElevenLabsConfig, HttpConfig, Secret};
 use crate::http;
@@ -29,10 +28,8 @@ const MAX_LINE_BYTES: usize = 4 << 20;
 /// The ElevenLabs streaming provider.
 #[derive(Debug, Clone)]
 pub struct ElevenLabsTts {
-    name: String,
-    client: reqwest::Client,
+    vendor: Vendor,
     config: ElevenLabsConfig,
-    key: Secret,
 }
 
 impl ElevenLabsTts {
@@ -44,30 +41,22 @@ impl ElevenLabsTts {
         http_config: &HttpConfig,
     ) -> Self {
         Self {
-            name: name.into(),
-            client: http::build_client(http_config),
+            vendor: Vendor::new(name.into(), key, Auth::Header("xi-api-key"), http_config),
             config: config.clone(),
-            key,
         }
     }
 }
 
 impl TtsProvider for ElevenLabsTts {
     fn name(&self) -> &str {
-        &self.name
+        self.vendor.name()
     }
 
     fn models(&self) -> Vec<ServedModel> {
-        vec![ServedModel::new(&self.config.model, &self.name)]
+        vec![ServedModel::new(&self.config.model, self.vendor.name())]
     }
 
     fn synthesize(&self, request: TtsRequest) -> TtsStream {
-        if request.text.trim().is_empty() {
-            return stream::once(async {
-                Err(PipelineError::InvalidRequest("nothing to say".into()))
-            })
-            .boxed();
-        }
         let voice = request.voice.as_deref().unwrap_or(&self.config.voice_id);
         let url = http::join_url(
             &self.config.base_url,
@@ -76,54 +65,14 @@ impl TtsProvider for ElevenLabsTts {
                 self.config.sample_rate
             ),
         );
-        let builder = self
-            .client
-            .post(url)
-            .header("xi-api-key", self.key.expose())
-            .json(&json!({"text": request.text, "model_id": self.config.model}));
-        let name = self.name.clone();
-        let open = async move { http::send(&name, builder).await };
-        let decoder = NdjsonDecoder::new(self.name.clone(), self.config.sample_rate);
-        enum Phase<F> {
-            Open(F, NdjsonDecoder),
-            Body(BoxStream<'static, reqwest::Result<Bytes>>, NdjsonDecoder),
-            Done,
-        }
-        stream::unfold(Phase::Open(open, decoder), |phase| async move {
-            let (mut body, mut decoder) = match phase {
-                Phase::Done => return None,
-                Phase::Body(body, decoder) => (body, decoder),
-                Phase::Open(open, decoder) => match open.await {
-                    Err(e) => return Some((Err(e), Phase::Done)),
-                    Ok(response) => (response.bytes_stream().boxed(), decoder),
-                },
-            };
-            loop {
-                if let Some(chunk) = decoder.ready.pop_front() {
-                    return Some((Ok(chunk), Phase::Body(body, decoder)));
-                }
-                let result = match body.next().await {
-                    Some(Ok(bytes)) => decoder.feed(&bytes),
-                    Some(Err(e)) => Err(decoder.cut(http::error_chain(&e))),
-                    None => match decoder.finish() {
-                        Ok(()) if decoder.ready.is_empty() => return None,
-                        other => other,
-                    },
-                };
-                if let Err(e) = result {
-                    return Some((Err(e), Phase::Done));
-                }
-            }
-        })
-        .boxed()
+        let body = json!({"text": request.text, "model_id": self.config.model});
+        let decoder = NdjsonDecoder::new(self.vendor.name().to_owned(), self.config.sample_rate);
+        self.vendor.synthesize(&request, url, &body, decoder)
     }
 
     fn warm_up(&self) -> BoxFuture<'_, Result<(), PipelineError>> {
-        let builder = self
-            .client
-            .get(http::join_url(&self.config.base_url, "v1/models"))
-            .header("xi-api-key", self.key.expose());
-        Box::pin(async move { http::warm_up(&self.name, builder).await })
+        self.vendor
+            .warm_up(http::join_url(&self.config.base_url, "v1/models"))
     }
 }
 
@@ -165,14 +114,6 @@ impl NdjsonDecoder {
         }
     }
 
-    fn cut(&self, message: String) -> PipelineError {
-        PipelineError::StreamCut {
-            provider: self.provider.clone(),
-            streamed: self.streamed,
-            message,
-        }
-    }
-
     fn protocol(&self, message: String) -> PipelineError {
         PipelineError::Protocol {
             provider: self.provider.clone(),
@@ -195,14 +136,10 @@ impl NdjsonDecoder {
         Ok(())
     }
 
-    /// The body ended: decode a last line without a newline; no audio at all is an error.
+    /// The body ended: decode a last line without a newline.
     pub(crate) fn finish(&mut self) -> Result<(), PipelineError> {
         let line = std::mem::take(&mut self.line);
-        self.decode_line(&line)?;
-        if !self.streamed {
-            return Err(self.protocol("response had no audio".into()));
-        }
-        Ok(())
+        self.decode_line(&line)
     }
 
     fn decode_line(&mut self, line: &[u8]) -> Result<(), PipelineError> {
@@ -236,6 +173,24 @@ impl NdjsonDecoder {
     #[cfg(test)]
     pub(crate) fn drain(&mut self) -> Vec<TtsChunk> {
         self.ready.drain(..).collect()
+    }
+}
+
+impl AudioBody for NdjsonDecoder {
+    fn feed(&mut self, bytes: Bytes) -> Result<(), PipelineError> {
+        NdjsonDecoder::feed(self, &bytes)
+    }
+
+    fn finish(&mut self) -> Result<(), PipelineError> {
+        NdjsonDecoder::finish(self)
+    }
+
+    fn next_chunk(&mut self) -> Option<TtsChunk> {
+        self.ready.pop_front()
+    }
+
+    fn streamed(&self) -> bool {
+        self.streamed
     }
 }
 

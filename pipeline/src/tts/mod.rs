@@ -4,6 +4,7 @@ mod elevenlabs;
 mod espeak_timings;
 mod local;
 mod openai;
+mod remote;
 
 pub use elevenlabs::ElevenLabsTts;
 pub use local::{LOCAL_TTS_NAME, LocalTts};
