@@ -6,7 +6,6 @@
 // The Python cross-check prints why it skipped.
 #![allow(clippy::print_stdout)]
 
-#[macro_use]
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,6 +20,7 @@ use protocol::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
+use test_support::both_engines;
 
 const WHSEC: &str = "whsec_test_endpoint_secret_0001";
 const DAY: i64 = 86_400;
