@@ -19,13 +19,12 @@
 //! no header-read timeout.
 
 use std::{
-    collections::HashMap,
     future::Future,
     io,
-    net::{IpAddr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
@@ -33,6 +32,7 @@ use std::{
 };
 
 use axum::{Router, body::Body, extract::ConnectInfo};
+use gateway::{ConnectionSlot, PerIp};
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -74,7 +74,7 @@ pub(crate) async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let per_ip = Arc::new(PerIp::new(limits.max_connections_per_ip, limits.exempt));
+    let per_ip = PerIp::new(limits.max_connections_per_ip, limits.exempt);
     // Every connection task holds a receiver: `closed()` on the sender completes once all
     // are gone. A send asks them to shut down gracefully.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -118,7 +118,7 @@ async fn connection(
     peer: SocketAddr,
     app: Router,
     limits: Timeouts,
-    slot: Slot,
+    slot: ConnectionSlot,
     mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
@@ -199,7 +199,7 @@ impl Activity {
 struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
-    _slot: Slot,
+    _slot: ConnectionSlot,
 }
 
 impl AsyncRead for Watched {
@@ -252,124 +252,5 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Open connections per peer address. One lock per accepted connection (and per close): an
-/// accept already costs a syscall, and the map holds only addresses with live connections.
-#[derive(Debug)]
-struct PerIp {
-    max: usize,
-    exempt: Vec<IpAddr>,
-    open: Mutex<HashMap<IpAddr, usize>>,
-}
-
-impl PerIp {
-    fn new(max: usize, exempt: Vec<IpAddr>) -> Self {
-        Self {
-            max,
-            exempt,
-            open: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// A slot for one more connection from `ip`, or `None` when it holds `max` already.
-    fn acquire(this: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
-        let ip = ip.to_canonical();
-        if this.max == 0 || this.exempt.contains(&ip) {
-            return Some(Slot {
-                owner: None,
-                key: ip,
-            });
-        }
-        let key = group(ip);
-        let mut open = this.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(key).or_insert(0);
-        if *count >= this.max {
-            return None;
-        }
-        *count += 1;
-        Some(Slot {
-            owner: Some(this.clone()),
-            key,
-        })
-    }
-
-    fn release(&self, key: IpAddr) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&key) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&key);
-            }
-        }
-    }
-}
-
-/// The address a connection is counted under: IPv4 as is (also IPv4-mapped IPv6), IPv6 by
-/// its /64, since one host is routinely given a whole /64 to pick addresses from.
-fn group(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
-/// One counted connection; released when the connection's task ends.
-struct Slot {
-    owner: Option<Arc<PerIp>>,
-    key: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(owner) = &self.owner {
-            owner.release(self.key);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cap_counts_per_address_and_frees_on_close() {
-        let per_ip = Arc::new(PerIp::new(2, vec!["192.0.2.9".parse().unwrap()]));
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let first = PerIp::acquire(&per_ip, a).unwrap();
-        let _second = PerIp::acquire(&per_ip, a).unwrap();
-        assert!(PerIp::acquire(&per_ip, a).is_none());
-        assert!(PerIp::acquire(&per_ip, b).is_some());
-        drop(first);
-        assert!(PerIp::acquire(&per_ip, a).is_some());
-        let exempt: Vec<_> = (0..10)
-            .map(|_| PerIp::acquire(&per_ip, "192.0.2.9".parse().unwrap()))
-            .collect();
-        assert!(exempt.iter().all(Option::is_some));
-    }
-
-    #[test]
-    fn one_ipv6_host_rotating_through_its_64_is_one_address() {
-        let per_ip = Arc::new(PerIp::new(1, Vec::new()));
-        let _held = PerIp::acquire(&per_ip, "2001:db8:1:2::1".parse().unwrap()).unwrap();
-        assert!(PerIp::acquire(&per_ip, "2001:db8:1:2:ffff::9".parse().unwrap()).is_none());
-        assert!(PerIp::acquire(&per_ip, "2001:db8:1:3::1".parse().unwrap()).is_some());
-    }
-
-    #[test]
-    fn zero_means_no_cap() {
-        let per_ip = Arc::new(PerIp::new(0, Vec::new()));
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let held: Vec<_> = (0..100).map(|_| PerIp::acquire(&per_ip, ip)).collect();
-        assert!(held.iter().all(Option::is_some));
-        assert!(per_ip.open.lock().unwrap().is_empty());
     }
 }

@@ -22,6 +22,7 @@ pub use crate::core::{
     auth::{AuthError, Caller, CallerVerifier, JwksVerifier, fetch_jwks},
     config::{ChatConfig, Config, IceServer, OpenAiConfig, openai::CompletionLimits},
     error::Error,
+    per_ip::{ConnectionSlot, PerIp},
     types::{CallId, DrainPhase},
     voice,
     voice::{VoiceConfig, VoiceError, VoiceSessionFactory},

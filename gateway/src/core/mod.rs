@@ -19,6 +19,7 @@ pub(crate) mod control_plane;
 pub(crate) mod error;
 pub(crate) mod http_error;
 pub(crate) mod origin;
+pub(crate) mod per_ip;
 pub(crate) mod slots;
 pub(crate) mod types;
 pub mod voice;

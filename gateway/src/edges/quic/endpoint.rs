@@ -21,10 +21,14 @@ use super::{
     connection,
     error::QuicError,
     identity::{CertHash, Identity, SELF_SIGNED_ROTATION},
-    per_ip::{PerIp, Slot},
     stream::StreamContext,
 };
-use crate::core::{auth::CallerVerifier, config::QuicConfig, origin::webtransport_origin_allowed};
+use crate::core::{
+    auth::CallerVerifier,
+    config::QuicConfig,
+    origin::webtransport_origin_allowed,
+    per_ip::{ConnectionSlot, PerIp},
+};
 
 /// ALPN of WebTransport (HTTP/3).
 const H3_ALPN: &[u8] = b"h3";
@@ -145,7 +149,7 @@ impl QuicEndpoint {
             }),
             allowed_origins,
             status: Arc::default(),
-            per_ip: PerIp::new(config.max_connections_per_ip),
+            per_ip: PerIp::new(config.max_connections_per_ip, Vec::new()),
         });
         let accept = tokio::spawn(accept_loop(shared.clone()));
         let closer = CloseOnDrop {
@@ -299,7 +303,7 @@ fn rotate_certificate(shared: &Shared) {
 }
 
 /// Completes the handshake and serves the connection by its ALPN.
-async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming, _slot: Slot) {
+async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming, _slot: ConnectionSlot) {
     let conn = match incoming.await {
         Ok(conn) => conn,
         Err(error) => {

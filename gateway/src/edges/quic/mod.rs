@@ -27,7 +27,6 @@ mod connection;
 mod endpoint;
 mod error;
 mod identity;
-mod per_ip;
 mod stream;
 pub mod stream_core;
 

@@ -1,6 +1,6 @@
-//! Connections per client address on the QUIC endpoint: the UDP counterpart of the HTTP
-//! listener's cap. A connection is counted from the moment it is accepted (handshake
-//! included) until it ends; one over the cap is refused during the handshake.
+//! Connections per client address: one count for the HTTP listener (TCP, in the hosting
+//! process) and one for the QUIC endpoint. A connection is counted from the moment it is
+//! accepted until its slot is dropped; one over the cap is refused at once.
 
 use std::{
     collections::HashMap,
@@ -10,24 +10,27 @@ use std::{
 
 /// Open connections per client address (IPv6: per /64).
 #[derive(Debug)]
-pub(crate) struct PerIp {
+pub struct PerIp {
     max: usize,
+    /// Addresses never capped (this host, trusted proxies).
+    exempt: Vec<IpAddr>,
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl PerIp {
-    /// At most `max` connections per address; `0` means no limit.
-    pub(crate) fn new(max: usize) -> Arc<Self> {
+    /// At most `max` connections per address, none for the `exempt` ones; `0` means no limit.
+    pub fn new(max: usize, exempt: Vec<IpAddr>) -> Arc<Self> {
         Arc::new(Self {
             max,
+            exempt: exempt.into_iter().map(|ip| ip.to_canonical()).collect(),
             open: Mutex::new(HashMap::new()),
         })
     }
 
     /// A slot for one more connection from `ip`, or `None` when it holds `max` already.
-    pub(crate) fn acquire(this: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
-        if this.max == 0 {
-            return Some(Slot {
+    pub fn acquire(this: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+        if this.max == 0 || this.exempt.contains(&ip.to_canonical()) {
+            return Some(ConnectionSlot {
                 owner: None,
                 key: ip,
             });
@@ -39,7 +42,7 @@ impl PerIp {
             return None;
         }
         *count += 1;
-        Some(Slot {
+        Some(ConnectionSlot {
             owner: Some(this.clone()),
             key,
         })
@@ -69,12 +72,12 @@ fn group(ip: IpAddr) -> IpAddr {
 
 /// One counted connection, released when dropped.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub struct ConnectionSlot {
     owner: Option<Arc<PerIp>>,
     key: IpAddr,
 }
 
-impl Drop for Slot {
+impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         if let Some(owner) = &self.owner {
             owner.release(self.key);
@@ -88,12 +91,24 @@ mod tests {
 
     #[test]
     fn an_address_and_its_64_hold_at_most_the_cap() {
-        let per_ip = PerIp::new(1);
+        let per_ip = PerIp::new(1, Vec::new());
         let held = PerIp::acquire(&per_ip, "2001:db8::1".parse().unwrap()).unwrap();
         assert!(PerIp::acquire(&per_ip, "2001:db8::ffff".parse().unwrap()).is_none());
         assert!(PerIp::acquire(&per_ip, "192.0.2.1".parse().unwrap()).is_some());
         drop(held);
         assert!(PerIp::acquire(&per_ip, "2001:db8::2".parse().unwrap()).is_some());
         assert!(per_ip.open.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn exempt_addresses_and_a_zero_cap_are_never_refused() {
+        let per_ip = PerIp::new(1, vec!["192.0.2.9".parse().unwrap()]);
+        let held: Vec<_> = (0..5)
+            .map(|_| PerIp::acquire(&per_ip, "::ffff:192.0.2.9".parse().unwrap()))
+            .collect();
+        assert!(held.iter().all(Option::is_some));
+        let unlimited = PerIp::new(0, Vec::new());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!((0..100).all(|_| PerIp::acquire(&unlimited, ip).is_some()));
     }
 }
