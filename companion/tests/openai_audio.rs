@@ -327,21 +327,9 @@ fn peak_rss_kib() -> u64 {
         .expect("VmHWM")
 }
 
-/// Spends every voice second of the free tier directly at the control plane, as a gateway
-/// would.
+/// Spends every voice second of the free tier (5 minutes) directly at the control plane.
 async fn spend_all_voice_seconds(stack: &Stack, token: &str) {
-    let spent = stack
-        .http
-        .post(format!("{}/api/quota/reserve", stack.control_plane))
-        .bearer_auth(token)
-        .header(control_plane::SERVICE_TOKEN_HEADER, &stack.service_token)
-        .json(&json!({"reservations": [
-            {"key": "all-of-it", "kind": "voice_seconds", "amount": 300}
-        ]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(spent.status(), 200);
+    stack.spend(token, "voice_seconds", 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -211,16 +211,7 @@ async fn a_spent_daily_quota_is_429_insufficient_quota_with_retry_after() {
     let stack = Stack::start(Options::default()).await;
     let token = stack.signup("spender").await;
     // Spend the free tier's 50 messages directly at the control plane, as a gateway would.
-    let spent = stack
-        .http
-        .post(format!("{}/api/quota/reserve", stack.control_plane))
-        .bearer_auth(&token)
-        .header(control_plane::SERVICE_TOKEN_HEADER, &stack.service_token)
-        .json(&json!({"reservations": [{"key": "all-of-it", "kind": "messages", "amount": 50}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(spent.status(), 200);
+    stack.spend(&token, "messages", 50).await;
 
     let response = stack.post_json(&token, "chat/completions", &hello()).await;
     let retry_after: u64 = response.headers()["retry-after"]

@@ -4,10 +4,7 @@
 /// A fresh random data-plane credential (32 bytes, hex): what a process hosting both planes
 /// gives its own gateway when none is configured.
 pub fn new_service_token() -> protocol::Secret {
-    let mut bytes = [0u8; 32];
-    // The system RNG failing is not something to serve through: zeros would be guessable.
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
-    protocol::Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    protocol::Secret::new(crate::db::hex(&crate::db::random_bytes::<32>()))
 }
 
 /// The accepted data-plane credentials, kept as SHA-256 digests so a comparison takes the

@@ -138,6 +138,21 @@ impl Stack {
     }
 
     /// Today's `(used, reserved)` of a quota kind (`messages`, `voice_seconds`).
+    /// Reserves `amount` of the caller's `kind` directly at the control plane, as a gateway
+    /// would (with its service credential), so the day's quota is spent.
+    pub(crate) async fn spend(&self, token: &str, kind: &str, amount: u64) {
+        let spent = self
+            .http
+            .post(format!("{}/api/quota/reserve", self.control_plane))
+            .bearer_auth(token)
+            .header(control_plane::SERVICE_TOKEN_HEADER, &self.service_token)
+            .json(&json!({"reservations": [{"key": "all-of-it", "kind": kind, "amount": amount}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(spent.status(), 200);
+    }
+
     pub(crate) async fn usage(&self, token: &str, kind: &str) -> (u64, u64) {
         let body: Value = self
             .http
